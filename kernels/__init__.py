@@ -1,0 +1,239 @@
+"""Typed facade over the native kernels (``microexp._kernels``).
+
+Every function validates its inputs in C++ before touching memory and raises ``TypeError`` or
+``ValueError`` naming the argument. The GIL is released while the C++ code runs.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from microexp import _kernels
+
+__all__ = [
+    "match_template",
+    "align_crop",
+    "encode_hsv28",
+    "encode_uvs28",
+    "compose_regions",
+    "resize_linear",
+    "resize_area",
+]
+
+MATCH_MODES = ("exact", "pyramid")
+# Below this many multiply-adds the direct correlation beats the FFT round trip.
+_DIRECT_LIMIT = 2_000_000
+
+
+def _fft_size(n: int) -> int:
+    """Smallest 2,3,5-smooth integer >= n (fast sizes for NumPy's pocketfft)."""
+    m = n
+    while True:
+        k = m
+        for p in (2, 3, 5):
+            while k % p == 0:
+                k //= p
+        if k == 1:
+            return m
+        m += 1
+
+
+def _ccorr_fft(image: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """Exact integer correlation sums sum(T * I) at every placement.
+
+    float64 FFTs of the 128-centred data; the rounding error stays far below 0.5 for any image
+    that fits in memory (|error| ~ 1e-16 * log(n) * ||I|| * ||T||), so rounding recovers the
+    exact integers. The centring terms are added back in integer arithmetic.
+    """
+    img = image if image.ndim == 3 else image[..., None]
+    tpl = template if template.ndim == 3 else template[..., None]
+    rows, cols, cn = img.shape
+    h, w = tpl.shape[:2]
+    fh, fw = _fft_size(rows), _fft_size(cols)
+    spectrum = None
+    for k in range(cn):
+        fi = np.fft.rfft2(img[..., k].astype(np.float64) - 128.0, (fh, fw))
+        ft = np.fft.rfft2((tpl[::-1, ::-1, k].astype(np.float64) - 128.0), (fh, fw))
+        spectrum = fi * ft if spectrum is None else spectrum + fi * ft
+    full = np.fft.irfft2(spectrum, (fh, fw))
+    oh, ow = rows - h + 1, cols - w + 1
+    centred = np.rint(full[h - 1 : h - 1 + oh, w - 1 : w - 1 + ow]).astype(np.int64)
+    # sum(T*I) = sum((T-128)(I-128)) + 128*sum_window(I) + 128*sum(T) - 128^2 * n
+    integral = np.zeros((rows + 1, cols + 1), np.int64)
+    integral[1:, 1:] = img.sum(axis=2, dtype=np.int64).cumsum(0).cumsum(1)
+    window = integral[h:, w:] - integral[:-h, w:] - integral[h:, :-w] + integral[:-h, :-w]
+    n = h * w * cn
+    return centred + 128 * window + 128 * int(tpl.sum(dtype=np.int64)) - 128 * 128 * n
+
+
+def _direct_cost(image: np.ndarray, template: np.ndarray) -> int:
+    places = (image.shape[0] - template.shape[0] + 1) * (image.shape[1] - template.shape[1] + 1)
+    return places * template.size
+
+
+def ncc_map(image: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """Full TM_CCOEFF_NORMED score map (float32): OpenCV's normalisation on exact sums."""
+    _kernels.check_match_args(image, template)
+    if _direct_cost(image, template) <= _DIRECT_LIMIT:
+        ccorr = _kernels.ccorr_direct(image, template)
+    else:
+        ccorr = _ccorr_fft(image, template)
+    return _kernels.ncc_map_from_ccorr(image, template, ccorr)
+
+
+def _parabola_offset(left: float, mid: float, right: float) -> float:
+    denom = left - 2.0 * mid + right
+    if not denom < 0:
+        return 0.0
+    return float(np.clip(0.5 * (left - right) / denom, -0.5, 0.5))
+
+
+def match_template(
+    image: np.ndarray, template: np.ndarray, mode: str = "exact", subpixel: bool = False
+) -> Tuple[Union[int, float], Union[int, float], float]:
+    """Best placement of ``template`` in ``image`` by TM_CCOEFF_NORMED.
+
+    Args:
+        image: uint8 (rows, cols) or (rows, cols, channels) with 1-4 channels.
+        template: uint8, same channels, not larger than ``image``.
+        mode: ``"exact"`` (OpenCV's score definition evaluated on exact integer sums; the
+            first maximum in raster order, as ``cv2.minMaxLoc``) or ``"pyramid"``
+            (coarse-to-fine; the same scores at the placements it visits).
+        subpixel: refine x and y by a parabola through the neighbouring scores and return
+            them as floats.
+
+    Returns:
+        ``(x, y, score)``: top-left of the best placement and its score.
+    """
+    if mode not in MATCH_MODES:
+        raise ValueError(f"match_template: 'mode' must be one of {MATCH_MODES}, got {mode!r}")
+    if mode == "pyramid":
+        x, y, score, sx, sy = _kernels.match_pyramid(image, template, bool(subpixel))
+        return (sx, sy, score) if subpixel else (x, y, score)
+    scores = ncc_map(image, template)
+    y, x = np.unravel_index(int(np.argmax(scores)), scores.shape)
+    score = float(scores[y, x])
+    if not subpixel:
+        return int(x), int(y), score
+    sx, sy = float(x), float(y)
+    if 0 < x < scores.shape[1] - 1:
+        sx += _parabola_offset(scores[y, x - 1], score, scores[y, x + 1])
+    if 0 < y < scores.shape[0] - 1:
+        sy += _parabola_offset(scores[y - 1, x], score, scores[y + 1, x])
+    return sx, sy, score
+
+
+def _box_arg(box: Sequence[float]) -> Tuple[int, int, int, int]:
+    try:
+        x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+    except (TypeError, ValueError):
+        raise TypeError(f"align_crop: 'box' must be four numbers (x1, y1, x2, y2), got {box!r}")
+    if x2 <= x1 or y2 <= y1:
+        raise ValueError(f"align_crop: 'box' must have x2 > x1 and y2 > y1, got {box!r}")
+    return x1, y1, x2, y2
+
+
+def align_crop(
+    frame: np.ndarray,
+    template: np.ndarray,
+    box: Sequence[float],
+    margin: int = 40,
+    size: Tuple[int, int] = (224, 224),
+    mode: str = "exact",
+    out: Optional[np.ndarray] = None,
+) -> Tuple[np.ndarray, Tuple[int, int, int, int], float]:
+    """Track the reference face by template matching and return the aligned crop.
+
+    The seed's ``crop_with_template``: the search region is ``box`` grown by ``margin`` on each
+    side and clipped to the frame; the crop is the template-sized window at the best match,
+    resized to ``size`` = (width, height) like ``cv2.resize`` with INTER_LINEAR (within one
+    grey level). ``out``, when given, receives the crop (uint8, C-contiguous, shape
+    (height, width[, channels])) and is returned.
+
+    Returns:
+        ``(crop, new_box, score)`` with ``new_box`` = (x1, y1, x2, y2) of the matched window.
+    """
+    x1, y1, x2, y2 = _box_arg(box)
+    if not isinstance(margin, (int, np.integer)) or margin < 0:
+        raise ValueError(f"align_crop: 'margin' must be a non-negative integer, got {margin!r}")
+    try:
+        width, height = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise TypeError(f"align_crop: 'size' must be (width, height), got {size!r}")
+    _kernels.check_match_args(frame, template)  # dtype, layout, channels
+    rows, cols = frame.shape[:2]
+    rx1, ry1 = max(x1 - margin, 0), max(y1 - margin, 0)
+    rx2, ry2 = min(x2 + margin, cols), min(y2 + margin, rows)
+    th, tw = template.shape[:2]
+    if rx2 - rx1 < tw or ry2 - ry1 < th:
+        raise ValueError(
+            f"align_crop: the search region {(rx1, ry1, rx2, ry2)} (box {box!r} grown by "
+            f"margin {margin}, clipped to the {cols}x{rows} frame) is smaller than the "
+            f"{tw}x{th} template"
+        )
+    region = frame[ry1:ry2, rx1:rx2]
+    x, y, score = match_template(region, template, mode=mode)
+    cx, cy = rx1 + x, ry1 + y
+    crop = _kernels.resize_linear(frame[cy : cy + th, cx : cx + tw], height, width, out)
+    return crop, (cx, cy, cx + tw, cy + th), score
+
+
+def resize_linear(src: np.ndarray, size: Tuple[int, int], out: Optional[np.ndarray] = None):
+    """``cv2.resize(src, size, interpolation=INTER_LINEAR)`` for uint8 images (within 1 level)."""
+    width, height = size
+    return _kernels.resize_linear(src, int(height), int(width), out)
+
+
+def resize_area(src: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+    """``cv2.resize(src, size, interpolation=INTER_AREA)`` for shrinking uint8 images, exactly."""
+    width, height = size
+    return _kernels.resize_area(src, int(height), int(width))
+
+
+def encode_hsv28(
+    flow: np.ndarray, out: Optional[np.ndarray] = None, nonfinite: str = "raise"
+) -> np.ndarray:
+    """The seed's HSV encoding of a flow field as a BGR uint8 (28, 28, 3) map.
+
+    Bit-identical to cartToPolar (degrees) -> H = angle/2 truncated, S = 255,
+    V = NORM_MINMAX magnitude truncated -> cvtColor(HSV2BGR) -> resize INTER_AREA to 28x28.
+
+    Args:
+        flow: float32 (rows, cols, 2), rows and cols >= 28.
+        out: optional uint8 (28, 28, 3) C-contiguous buffer to write into.
+        nonfinite: ``"raise"`` (ValueError if the flow has NaN/inf) or ``"zero"`` (such
+            vectors count as zero motion).
+
+    A flow with constant magnitude (all zero, or a pure translation) has min == max; OpenCV's
+    normalisation then scales by 0, so V = 0 and the map is black.
+    """
+    return _kernels.encode_hsv28(flow, out, nonfinite)
+
+
+def encode_uvs28(
+    flow: np.ndarray,
+    out: Optional[np.ndarray] = None,
+    scale: float = 1.0,
+    nonfinite: str = "raise",
+) -> np.ndarray:
+    """u, v and optical-strain magnitude as float32 (3, 28, 28).
+
+    Each full-resolution map is min-max normalised to [0, scale] (a constant map becomes 0),
+    then area-averaged to 28x28. Strain = sqrt(exx^2 + eyy^2 + 2 exy^2) with derivatives taken
+    as ``numpy.gradient`` does. ``out`` may be ``batch[i]`` of an NCHW float32 buffer.
+    """
+    return _kernels.encode_uvs28(flow, out, float(scale), nonfinite)
+
+
+def compose_regions(
+    map28: np.ndarray, landmarks5: np.ndarray, out: Optional[np.ndarray] = None
+) -> np.ndarray:
+    """HTNet's four-region composite of a float32 (3, 28, 28) map.
+
+    ``landmarks5``: (5, 2) points (x, y) in MTCNN order (left eye, right eye, nose, left mouth
+    corner, right mouth corner) on the 28x28 grid. As the official HTNet code does, each
+    centre is clamped to [7, 21] and truncated, its first coordinate indexes rows and its second
+    columns, and the 14x14 crops of points 0, 1 (top) and 3, 4 (bottom) are tiled.
+    """
+    return _kernels.compose_regions(map28, landmarks5, out)

@@ -1,0 +1,297 @@
+// Python boundary of the kernels: every argument is checked (type, dtype, shape, layout, size)
+// before any memory is touched; the GIL is released only around pure C++ work.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cmath>
+#include <string>
+
+#include "flow_encode.hpp"
+#include "resize.hpp"
+#include "template_match.hpp"
+
+namespace py = pybind11;
+using namespace microexp;
+
+namespace {
+
+std::string shape_of(const py::array& a) {
+    std::string s = "(";
+    for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+    return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+std::string strides_of(const py::array& a) {
+    std::string s = "(";
+    for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.strides(i));
+    return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+std::string dtype_of(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+
+[[noreturn]] void fail_value(const std::string& fn, const std::string& name, const std::string& msg) {
+    throw py::value_error(fn + ": '" + name + "' " + msg);
+}
+
+template <typename T>
+py::array as_array(const py::handle& obj, const std::string& fn, const std::string& name,
+                   const char* dtype_name) {
+    if (!py::isinstance<py::array>(obj))
+        throw py::type_error(fn + ": '" + name + "' must be a numpy.ndarray of " + dtype_name +
+                             ", got " + std::string(py::str(obj.get_type().attr("__name__"))));
+    py::array a = py::reinterpret_borrow<py::array>(obj);
+    if (!a.dtype().is(py::dtype::of<T>()))
+        throw py::type_error(fn + ": '" + name + "' must have dtype " + dtype_name + ", got " +
+                             dtype_of(a));
+    return a;
+}
+
+// An image (rows, cols) or (rows, cols, channels) whose pixels are packed within each row;
+// rows may be padded, as in a slice of a larger frame.
+template <typename T>
+View<T> image_view(const py::array& a, const std::string& fn, const std::string& name,
+                   int min_cn, int max_cn) {
+    if (a.ndim() != 2 && a.ndim() != 3)
+        fail_value(fn, name, "must have shape (rows, cols) or (rows, cols, channels), got " +
+                                 shape_of(a));
+    const int cn = a.ndim() == 3 ? (int)a.shape(2) : 1;
+    if (cn < min_cn || cn > max_cn)
+        fail_value(fn, name, "must have " + std::to_string(min_cn) +
+                                 (min_cn == max_cn ? "" : " to " + std::to_string(max_cn)) +
+                                 " channel(s), got shape " + shape_of(a));
+    if (a.shape(0) == 0 || a.shape(1) == 0) fail_value(fn, name, "is empty: shape " + shape_of(a));
+    const py::ssize_t item = (py::ssize_t)sizeof(T);
+    const bool packed = (a.ndim() == 2 || a.strides(2) == item) && a.strides(1) == cn * item &&
+                        a.strides(0) >= a.shape(1) * cn * item && a.strides(0) % item == 0;
+    if (!packed)
+        fail_value(fn, name, "must be contiguous within rows (got strides " + strides_of(a) +
+                                 " for shape " + shape_of(a) + "); pass numpy.ascontiguousarray(" +
+                                 name + ")");
+    return View<T>{static_cast<const T*>(a.data()), a.strides(0) / item, (int)a.shape(0),
+                   (int)a.shape(1), cn};
+}
+
+// A writable, C-contiguous output of an exact shape and dtype, or a new one when `out` is None.
+template <typename T>
+py::array_t<T> output(const py::object& out, std::vector<py::ssize_t> shape, const std::string& fn,
+                      const char* dtype_name) {
+    if (out.is_none()) return py::array_t<T>(shape);
+    py::array a = as_array<T>(out, fn, "out", dtype_name);
+    bool same = a.ndim() == (py::ssize_t)shape.size();
+    for (std::size_t i = 0; same && i < shape.size(); ++i) same = a.shape(i) == shape[i];
+    if (!same) {
+        std::string want = "(";
+        for (std::size_t i = 0; i < shape.size(); ++i)
+            want += (i ? ", " : "") + std::to_string(shape[i]);
+        fail_value(fn, "out", "must have shape " + want + "), got " + shape_of(a));
+    }
+    if (!(a.flags() & py::array::c_style))
+        fail_value(fn, "out", "must be C-contiguous (a slice such as batch[i] of an NCHW buffer is)");
+    if (!a.writeable()) fail_value(fn, "out", "is read-only");
+    return py::reinterpret_borrow<py::array_t<T>>(a);
+}
+
+ViewF flow_view(const py::handle& obj, const std::string& fn) {
+    py::array a = as_array<float>(obj, fn, "flow", "float32");
+    if (a.ndim() != 3 || a.shape(2) != 2)
+        fail_value(fn, "flow", "must have shape (rows, cols, 2), got " + shape_of(a));
+    ViewF v = image_view<float>(a, fn, "flow", 2, 2);
+    if (v.rows < kMapSize || v.cols < kMapSize)
+        fail_value(fn, "flow", "must be at least 28x28 (the encoders only shrink), got shape " +
+                                   shape_of(a));
+    return v;
+}
+
+bool nonfinite_policy(const ViewF& flow, const std::string& policy, const std::string& fn) {
+    if (policy == "zero") return true;
+    if (policy != "raise")
+        fail_value(fn, "nonfinite", "must be 'raise' or 'zero', got '" + policy + "'");
+    const std::ptrdiff_t bad = count_nonfinite(flow);
+    if (bad)
+        fail_value(fn, "flow", "contains " + std::to_string(bad) +
+                                   " NaN or infinite value(s); fix the flow or pass nonfinite='zero'"
+                                   " to read them as zero motion");
+    return false;
+}
+
+void check_template_fits(const View8& img, const View8& tpl, const std::string& fn) {
+    if (img.cn != tpl.cn)
+        fail_value(fn, "template", "must have the same number of channels as 'image' (" +
+                                       std::to_string(img.cn) + "), got " + std::to_string(tpl.cn));
+    if (tpl.rows > img.rows || tpl.cols > img.cols)
+        fail_value(fn, "template", "(" + std::to_string(tpl.rows) + "x" + std::to_string(tpl.cols) +
+                                       ") must not be larger than 'image' (" +
+                                       std::to_string(img.rows) + "x" + std::to_string(img.cols) + ")");
+}
+
+struct ImagePair {
+    py::array image, tpl;  // keep the arrays alive while views point into them
+    View8 img_view, tpl_view;
+};
+
+ImagePair image_pair(const py::object& image, const py::object& tpl, const std::string& fn) {
+    ImagePair p;
+    p.image = as_array<std::uint8_t>(image, fn, "image", "uint8");
+    p.tpl = as_array<std::uint8_t>(tpl, fn, "template", "uint8");
+    p.img_view = image_view<std::uint8_t>(p.image, fn, "image", 1, 4);
+    p.tpl_view = image_view<std::uint8_t>(p.tpl, fn, "template", 1, 4);
+    check_template_fits(p.img_view, p.tpl_view, fn);
+    return p;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_kernels, m) {
+    m.doc() = "Native kernels of microexp-edge (use the typed facade microexp.kernels).";
+
+    m.def("check_match_args", [](const py::object& image, const py::object& tpl) {
+        image_pair(image, tpl, "match_template");
+    });
+
+    m.def("ccorr_direct", [](const py::object& image, const py::object& tpl) {
+        const std::string fn = "ccorr_direct";
+        ImagePair p = image_pair(image, tpl, fn);
+        py::array_t<std::int64_t> out({p.img_view.rows - p.tpl_view.rows + 1,
+                                       p.img_view.cols - p.tpl_view.cols + 1});
+        std::int64_t* dst = out.mutable_data();
+        {
+            py::gil_scoped_release nogil;
+            ccorr_direct(p.img_view, p.tpl_view, dst);
+        }
+        return out;
+    });
+
+    m.def("ncc_map_from_ccorr", [](const py::object& image, const py::object& tpl,
+                                   const py::object& ccorr) {
+        const std::string fn = "ncc_map_from_ccorr";
+        ImagePair p = image_pair(image, tpl, fn);
+        const py::ssize_t rows = p.img_view.rows - p.tpl_view.rows + 1,
+                          cols = p.img_view.cols - p.tpl_view.cols + 1;
+        py::array cc = as_array<std::int64_t>(ccorr, fn, "ccorr", "int64");
+        if (cc.ndim() != 2 || cc.shape(0) != rows || cc.shape(1) != cols ||
+            !(cc.flags() & py::array::c_style))
+            fail_value(fn, "ccorr", "must be a C-contiguous (" + std::to_string(rows) + ", " +
+                                        std::to_string(cols) + ") array, got " + shape_of(cc));
+        py::array_t<float> out({rows, cols});
+        const std::int64_t* src = static_cast<const std::int64_t*>(cc.data());
+        float* dst = out.mutable_data();
+        {
+            py::gil_scoped_release nogil;
+            ncc_map_from_ccorr(p.img_view, p.tpl_view, src, dst);
+        }
+        return out;
+    });
+
+    m.def("match_pyramid", [](const py::object& image, const py::object& tpl, bool subpixel) {
+        ImagePair p = image_pair(image, tpl, "match_template");
+        Match r;
+        {
+            py::gil_scoped_release nogil;
+            r = match_pyramid(p.img_view, p.tpl_view, subpixel);
+        }
+        return py::make_tuple(r.x, r.y, r.score, r.sub_x, r.sub_y);
+    });
+
+    m.def("resize_linear", [](const py::object& src, py::ssize_t rows, py::ssize_t cols,
+                              const py::object& out) {
+        const std::string fn = "resize_linear";
+        py::array a = as_array<std::uint8_t>(src, fn, "src", "uint8");
+        View8 v = image_view<std::uint8_t>(a, fn, "src", 1, 4);
+        if (rows < 1 || cols < 1 || rows > 65536 || cols > 65536)
+            fail_value(fn, "size", "must be between 1 and 65536 on both axes, got (" +
+                                       std::to_string(cols) + ", " + std::to_string(rows) + ")");
+        std::vector<py::ssize_t> shape = {rows, cols};
+        if (a.ndim() == 3) shape.push_back(v.cn);
+        py::array_t<std::uint8_t> o = output<std::uint8_t>(out, shape, fn, "uint8");
+        std::uint8_t* dst = o.mutable_data();
+        {
+            py::gil_scoped_release nogil;
+            resize_linear_u8(v, dst, (std::ptrdiff_t)cols * v.cn, (int)rows, (int)cols);
+        }
+        return o;
+    });
+
+    m.def("resize_area", [](const py::object& src, py::ssize_t rows, py::ssize_t cols) {
+        const std::string fn = "resize_area";
+        py::array a = as_array<std::uint8_t>(src, fn, "src", "uint8");
+        View8 v = image_view<std::uint8_t>(a, fn, "src", 1, 4);
+        if (rows < 1 || cols < 1 || rows > v.rows || cols > v.cols)
+            fail_value(fn, "size", "must shrink or keep the size of 'src' " + shape_of(a));
+        std::vector<py::ssize_t> shape = {rows, cols};
+        if (a.ndim() == 3) shape.push_back(v.cn);
+        py::array_t<std::uint8_t> o(shape);
+        std::uint8_t* dst = o.mutable_data();
+        {
+            py::gil_scoped_release nogil;
+            resize_area_u8(v, dst, (int)rows, (int)cols);
+        }
+        return o;
+    });
+
+    m.def("encode_hsv28", [](const py::object& flow, const py::object& out,
+                             const std::string& nonfinite) {
+        const std::string fn = "encode_hsv28";
+        py::array keep = as_array<float>(flow, fn, "flow", "float32");
+        ViewF v = flow_view(keep, fn);
+        const bool zero = nonfinite_policy(v, nonfinite, fn);
+        py::array_t<std::uint8_t> o = output<std::uint8_t>(out, {kMapSize, kMapSize, 3}, fn, "uint8");
+        std::uint8_t* dst = o.mutable_data();
+        {
+            py::gil_scoped_release nogil;
+            encode_hsv28(v, zero, dst);
+        }
+        return o;
+    });
+
+    m.def("encode_uvs28", [](const py::object& flow, const py::object& out, double scale,
+                             const std::string& nonfinite) {
+        const std::string fn = "encode_uvs28";
+        py::array keep = as_array<float>(flow, fn, "flow", "float32");
+        ViewF v = flow_view(keep, fn);
+        const bool zero = nonfinite_policy(v, nonfinite, fn);
+        if (!(scale > 0) || !std::isfinite(scale))
+            fail_value(fn, "scale", "must be a positive finite number, got " + std::to_string(scale));
+        py::array_t<float> o = output<float>(out, {3, kMapSize, kMapSize}, fn, "float32");
+        float* dst = o.mutable_data();
+        {
+            py::gil_scoped_release nogil;
+            encode_uvs28(v, zero, (float)scale, dst);
+        }
+        return o;
+    });
+
+    m.def("compose_regions", [](const py::object& map28, const py::object& landmarks,
+                                const py::object& out) {
+        const std::string fn = "compose_regions";
+        py::array a = as_array<float>(map28, fn, "map28", "float32");
+        if (a.ndim() != 3 || a.shape(0) != 3 || a.shape(1) != kMapSize || a.shape(2) != kMapSize ||
+            !(a.flags() & py::array::c_style))
+            fail_value(fn, "map28", "must be a C-contiguous (3, 28, 28) array, got " + shape_of(a));
+        py::array_t<double, py::array::c_style | py::array::forcecast> lm;
+        try {
+            lm = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(landmarks);
+        } catch (const py::error_already_set&) {
+        }
+        if (!lm || lm.ndim() != 2 || lm.shape(0) != 5 || lm.shape(1) != 2)
+            fail_value(fn, "landmarks5", "must be five (x, y) points, shape (5, 2)");
+        for (py::ssize_t i = 0; i < 10; ++i)
+            if (!std::isfinite(lm.data()[i]))
+                fail_value(fn, "landmarks5", "contains NaN or infinite coordinates");
+        py::array_t<float> o = output<float>(out, {3, kMapSize, kMapSize}, fn, "float32");
+        const float* src = static_cast<const float*>(a.data());
+        float* dst = o.mutable_data();
+        const char* s0 = reinterpret_cast<const char*>(src);
+        const char* d0 = reinterpret_cast<const char*>(dst);
+        const std::size_t bytes = 3 * kMapSize * kMapSize * sizeof(float);
+        if (s0 < d0 + bytes && d0 < s0 + bytes)
+            fail_value(fn, "out", "must not overlap 'map28'");
+        const double* pts = lm.data();
+        {
+            py::gil_scoped_release nogil;
+            compose_regions(src, pts, dst);
+        }
+        return o;
+    });
+
+    m.def("cpu_has_fma", &cpu_has_fma);
+}

@@ -1,0 +1,240 @@
+#include "flow_encode.hpp"
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <vector>
+
+#include "resize.hpp"
+
+namespace microexp {
+
+// Defined in polar_generic.cpp / polar_fma.cpp (same source, with and without fused mul-add).
+void polar_hue_mag_generic(const float*, std::ptrdiff_t, int, int, std::uint8_t*, float*);
+void value_channel_generic(const float*, std::ptrdiff_t, float, float, std::uint8_t*);
+#if defined(MICROEXP_X86_DISPATCH)
+void polar_hue_mag_fma(const float*, std::ptrdiff_t, int, int, std::uint8_t*, float*);
+void value_channel_fma(const float*, std::ptrdiff_t, float, float, std::uint8_t*);
+#endif
+
+bool cpu_has_fma() {
+#if defined(MICROEXP_X86_DISPATCH)
+    static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return has;
+#else
+    return false;
+#endif
+}
+
+namespace {
+
+// OpenCV converts HSV->BGR (8 bit) in blocks of vector width with truncation, and the pixels
+// left over at the end of each row with a scalar loop that rounds. The block is 32 pixels on
+// x86 CPUs with AVX2 (OpenCV's widest dispatch for colour conversion), else 16.
+int hsv_vector_block() {
+#if defined(MICROEXP_X86_DISPATCH)
+    static const int block = __builtin_cpu_supports("avx2") ? 32 : 16;
+    return block;
+#else
+    return 16;
+#endif
+}
+
+// BGR of every (H, V) pair with S = 255, for both OpenCV code paths:
+// [0] = vector path (truncates), [1] = scalar tail (rounds).
+struct HsvTables {
+    std::uint8_t bgr[2][181 * 256][3];
+
+    HsvTables() {
+        const float hscale = 6.0f / 180;
+        const float inv255 = 1.0f / 255.0f;
+        for (int hi = 0; hi <= 180; ++hi)
+            for (int vi = 0; vi < 256; ++vi) {
+                const int idx = hi * 256 + vi;
+                vector_path((float)hi, 255.f * inv255, (float)vi * inv255, hscale, bgr[0][idx]);
+                scalar_path((float)hi, 255.f * inv255, (float)vi * inv255, hscale, bgr[1][idx]);
+            }
+    }
+
+    static std::uint8_t trunc_u8(float x) {
+        const int v = (int)(x * 255.0f);
+        return (std::uint8_t)std::clamp(v, 0, 255);
+    }
+    static std::uint8_t round_u8(float x) {
+        return (std::uint8_t)std::clamp((int)std::lrintf(x * 255.0f), 0, 255);
+    }
+
+    static void vector_path(float h, float s, float v, float hscale, std::uint8_t* out) {
+        h = h * hscale;
+        const float pre = std::trunc(h);
+        h = h - pre;
+        const float t0 = v, t1 = v * (1.f - s), t2 = v * (1.f - s * h),
+                    t3 = v * (1.f - s * (1.f - h));
+        float sector = std::trunc(pre * (1.0f / 6.0f));
+        sector = pre - sector * 6.0f;
+        const float b = sector < 2 ? t1 : sector == 2 ? t3 : sector <= 4 ? t0 : t2;
+        const float g = sector < 1 ? t3 : sector <= 2 ? t0 : sector == 3 ? t2 : t1;
+        const float r = sector < 1 ? t0 : sector == 1 ? t2 : sector <= 3 ? t1
+                      : sector == 4 ? t3 : t0;
+        out[0] = trunc_u8(b), out[1] = trunc_u8(g), out[2] = trunc_u8(r);
+    }
+
+    static void scalar_path(float h, float s, float v, float hscale, std::uint8_t* out) {
+        static const int sector_data[6][3] = {{1, 3, 0}, {1, 0, 2}, {3, 0, 1},
+                                              {0, 2, 1}, {0, 1, 3}, {2, 1, 0}};
+        float bgr[3];
+        if (s == 0) {
+            bgr[0] = bgr[1] = bgr[2] = v;
+        } else {
+            h *= hscale;
+            while (h >= 6) h -= 6;
+            int sector = (int)std::floor(h);
+            h -= (float)sector;
+            if ((unsigned)sector >= 6u) sector = 0, h = 0.f;
+            const float tab[4] = {v, v * (1.f - s), v * (1.f - s * h), v * (1.f - s * (1.f - h))};
+            for (int c = 0; c < 3; ++c) bgr[c] = tab[sector_data[sector][c]];
+        }
+        for (int c = 0; c < 3; ++c) out[c] = round_u8(bgr[c]);
+    }
+};
+
+const HsvTables& hsv_tables() {
+    static const HsvTables tables;  // built once, thread-safe (C++11 static init)
+    return tables;
+}
+
+// Flow as a packed (rows, cols, 2) array; a sanitised copy when non-finite values are zeroed.
+ViewF finite_flow(const ViewF& flow, bool zero_nonfinite, std::vector<float>& storage) {
+    if (!zero_nonfinite || count_nonfinite(flow) == 0) return flow;
+    const int n = flow.cols * 2;
+    storage.resize((std::size_t)flow.rows * n);
+    for (int r = 0; r < flow.rows; ++r) {
+        const float* s = flow.row(r);
+        float* d = storage.data() + (std::size_t)r * n;
+        for (int i = 0; i < n; i += 2) {
+            const bool ok = std::isfinite(s[i]) && std::isfinite(s[i + 1]);
+            d[i] = ok ? s[i] : 0.f;
+            d[i + 1] = ok ? s[i + 1] : 0.f;
+        }
+    }
+    return ViewF{storage.data(), n, flow.rows, flow.cols, 2};
+}
+
+// Min-max normalisation of one plane to [0, scale]; a constant plane becomes zeros.
+void normalise(std::vector<float>& plane, float scale) {
+    const auto [lo, hi] = std::minmax_element(plane.begin(), plane.end());
+    const double mn = *lo, range = (double)*hi - mn;
+    const double k = range > 0 ? scale / range : 0.0;
+    for (float& x : plane) x = (float)((x - mn) * k);
+}
+
+}  // namespace
+
+std::ptrdiff_t count_nonfinite(const ViewF& flow) {
+    std::ptrdiff_t bad = 0;
+    for (int r = 0; r < flow.rows; ++r) {
+        const float* s = flow.row(r);
+        for (int i = 0; i < flow.cols * 2; ++i) bad += !std::isfinite(s[i]);
+    }
+    return bad;
+}
+
+void encode_hsv28(const ViewF& flow_in, bool zero_nonfinite, std::uint8_t* out) {
+    thread_local std::vector<float> clean, mag;
+    thread_local std::vector<std::uint8_t> hue, value, bgr;
+    const ViewF flow = finite_flow(flow_in, zero_nonfinite, clean);
+    const int rows = flow.rows, cols = flow.cols;
+    const std::size_t n = (std::size_t)rows * cols;
+    hue.resize(n), mag.resize(n), value.resize(n), bgr.resize(3 * n);
+
+    const bool fused = cpu_has_fma();
+#if defined(MICROEXP_X86_DISPATCH)
+    (fused ? polar_hue_mag_fma : polar_hue_mag_generic)(flow.data, flow.stride, rows, cols,
+                                                       hue.data(), mag.data());
+#else
+    polar_hue_mag_generic(flow.data, flow.stride, rows, cols, hue.data(), mag.data());
+#endif
+    // cv2.normalize(mag, None, 0, 255, NORM_MINMAX) on float32, as OpenCV derives its factors.
+    const auto [lo, hi] = std::minmax_element(mag.begin(), mag.end());
+    const double smin = *lo, smax = *hi;
+    double scale = 255.0 * (smax - smin > DBL_EPSILON ? 1.0 / (smax - smin) : 0.0);
+    scale = (float)scale;
+    const double shift = 0.0f - (float)(smin * scale);
+#if defined(MICROEXP_X86_DISPATCH)
+    (fused ? value_channel_fma : value_channel_generic)(mag.data(), (std::ptrdiff_t)n,
+                                                       (float)scale, (float)shift, value.data());
+#else
+    value_channel_generic(mag.data(), (std::ptrdiff_t)n, (float)scale, (float)shift,
+                          value.data());
+#endif
+    const HsvTables& tables = hsv_tables();
+    const int vector_cols = cols / hsv_vector_block() * hsv_vector_block();
+    for (int r = 0; r < rows; ++r)
+        for (int c = 0; c < cols; ++c) {
+            const std::size_t i = (std::size_t)r * cols + c;
+            const std::uint8_t* px = tables.bgr[c < vector_cols ? 0 : 1][hue[i] * 256 + value[i]];
+            bgr[3 * i] = px[0], bgr[3 * i + 1] = px[1], bgr[3 * i + 2] = px[2];
+        }
+    resize_area_u8(View8{bgr.data(), (std::ptrdiff_t)cols * 3, rows, cols, 3}, out, kMapSize,
+                   kMapSize);
+}
+
+void encode_uvs28(const ViewF& flow_in, bool zero_nonfinite, float scale, float* out) {
+    thread_local std::vector<float> clean, u, v, strain;
+    const ViewF flow = finite_flow(flow_in, zero_nonfinite, clean);
+    const int rows = flow.rows, cols = flow.cols;
+    const std::size_t n = (std::size_t)rows * cols;
+    u.resize(n), v.resize(n), strain.resize(n);
+    for (int r = 0; r < rows; ++r) {
+        const float* f = flow.row(r);
+        for (int c = 0; c < cols; ++c) u[r * cols + c] = f[2 * c], v[r * cols + c] = f[2 * c + 1];
+    }
+    // Derivatives as numpy.gradient takes them: central inside, one-sided at the borders.
+    auto d_dx = [&](const std::vector<float>& p, int r, int c) {
+        const float* row = p.data() + (std::size_t)r * cols;
+        if (c == 0) return row[1] - row[0];
+        if (c == cols - 1) return row[c] - row[c - 1];
+        return 0.5f * (row[c + 1] - row[c - 1]);
+    };
+    auto d_dy = [&](const std::vector<float>& p, int r, int c) {
+        const float* col = p.data() + c;
+        if (r == 0) return col[cols] - col[0];
+        if (r == rows - 1) return col[(std::size_t)r * cols] - col[(std::size_t)(r - 1) * cols];
+        return 0.5f * (col[(std::size_t)(r + 1) * cols] - col[(std::size_t)(r - 1) * cols]);
+    };
+    for (int r = 0; r < rows; ++r)
+        for (int c = 0; c < cols; ++c) {
+            const float exx = d_dx(u, r, c), eyy = d_dy(v, r, c);
+            const float exy = 0.5f * (d_dy(u, r, c) + d_dx(v, r, c));
+            strain[(std::size_t)r * cols + c] = std::sqrt(exx * exx + eyy * eyy + 2 * exy * exy);
+        }
+    std::vector<float>* planes[3] = {&u, &v, &strain};
+    for (int k = 0; k < 3; ++k) {
+        normalise(*planes[k], scale);
+        resize_area_f32(planes[k]->data(), rows, cols, out + (std::size_t)k * kMapSize * kMapSize,
+                        kMapSize, kMapSize);
+    }
+}
+
+void compose_regions(const float* in, const double* landmarks, float* out) {
+    // Faithful to the official HTNet code: centres clamped to [7, 21] and truncated; the first
+    // coordinate (x) indexes rows and the second (y) columns; tiles are points 0 and 1 on top,
+    // 3 and 4 below (the nose, point 2, is not used).
+    static const int points[4] = {0, 1, 3, 4};
+    static const int tile_row[4] = {0, 0, 14, 14}, tile_col[4] = {0, 14, 0, 14};
+    const int half = kMapSize / 4;  // 7
+    for (int t = 0; t < 4; ++t) {
+        const double* p = landmarks + 2 * points[t];
+        const int cr = (int)std::clamp(p[0], 7.0, 21.0), cc = (int)std::clamp(p[1], 7.0, 21.0);
+        for (int ch = 0; ch < 3; ++ch)
+            for (int i = 0; i < 2 * half; ++i) {
+                const float* src = in + ((std::size_t)ch * kMapSize + cr - half + i) * kMapSize +
+                                   (cc - half);
+                float* dst = out + ((std::size_t)ch * kMapSize + tile_row[t] + i) * kMapSize +
+                             tile_col[t];
+                std::copy(src, src + 2 * half, dst);
+            }
+    }
+}
+
+}  // namespace microexp

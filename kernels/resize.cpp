@@ -1,0 +1,197 @@
+#include "resize.hpp"
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <vector>
+
+namespace microexp {
+namespace {
+
+constexpr int kCoefBits = 11;
+constexpr int kCoefScale = 1 << kCoefBits;  // OpenCV's INTER_RESIZE_COEF_SCALE
+
+// Source index and the two fixed-point weights of each destination index (OpenCV's
+// coordinate mapping: centres aligned, computed in float, clamped at the borders).
+void linear_taps(int src_size, int dst_size, std::vector<int>& index, std::vector<int>& weight) {
+    index.resize(dst_size);
+    weight.resize(2 * (std::size_t)dst_size);
+    const double scale = 1.0 / ((double)dst_size / src_size);
+    for (int d = 0; d < dst_size; ++d) {
+        float f = (float)((d + 0.5) * scale - 0.5);
+        int s = (int)std::floor(f);
+        f -= (float)s;
+        if (s < 0) f = 0.f, s = 0;
+        if (s >= src_size - 1) f = 0.f, s = src_size - 1;
+        const int w0 = (int)std::lrintf((1.f - f) * kCoefScale);
+        index[d] = s;
+        weight[2 * d] = w0;
+        weight[2 * d + 1] = kCoefScale - w0;
+    }
+}
+
+inline std::uint8_t round_to_u8(float v) {
+    const long r = std::lrintf(v);  // half to even, like cvRound
+    return (std::uint8_t)std::clamp(r, 0L, 255L);
+}
+
+struct AreaTap {
+    int src, dst;
+    float alpha;
+};
+
+// OpenCV's computeResizeAreaTab: the source cells each destination cell overlaps, with weights.
+std::vector<AreaTap> area_taps(int src_size, int dst_size, int cn, double scale) {
+    std::vector<AreaTap> tab;
+    tab.reserve(2 * (std::size_t)src_size + 2);
+    for (int d = 0; d < dst_size; ++d) {
+        const double f1 = d * scale, f2 = f1 + scale;
+        const double cell = std::min(scale, src_size - f1);
+        int s1 = (int)std::ceil(f1), s2 = (int)std::floor(f2);
+        s2 = std::min(s2, src_size - 1);
+        s1 = std::min(s1, s2);
+        if (s1 - f1 > 1e-3) tab.push_back({(s1 - 1) * cn, d * cn, (float)((s1 - f1) / cell)});
+        for (int s = s1; s < s2; ++s) tab.push_back({s * cn, d * cn, (float)(1.0 / cell)});
+        if (f2 - s2 > 1e-3)
+            tab.push_back({s2 * cn, d * cn, (float)(std::min(std::min(f2 - s2, 1.0), cell) / cell)});
+    }
+    return tab;
+}
+
+struct AreaScale {
+    double scale;
+    int integer;
+    bool exact;
+};
+
+AreaScale area_scale(int src_size, int dst_size) {
+    const double scale = 1.0 / ((double)dst_size / src_size);
+    const int integer = (int)std::lrint(scale);
+    return {scale, integer, std::fabs(scale - integer) < DBL_EPSILON};
+}
+
+}  // namespace
+
+void resize_linear_u8(const View8& src, std::uint8_t* dst, std::ptrdiff_t dst_stride, int dst_rows,
+                      int dst_cols) {
+    const int cn = src.cn;
+    std::vector<int> xi, xw, yi, yw;
+    linear_taps(src.cols, dst_cols, xi, xw);
+    linear_taps(src.rows, dst_rows, yi, yw);
+    const int width = dst_cols * cn;
+    // Horizontally resized source rows, kept for the two rows the current output row blends.
+    std::vector<int> rows_buf(2 * (std::size_t)width);
+    int cached[2] = {-1, -1};
+    auto horizontal = [&](int sy, int* out) {
+        const std::uint8_t* s = src.row(sy);
+        for (int d = 0; d < dst_cols; ++d) {
+            const int s0 = xi[d] * cn, s1 = std::min(xi[d] + 1, src.cols - 1) * cn;
+            const int w0 = xw[2 * d], w1 = xw[2 * d + 1];
+            for (int k = 0; k < cn; ++k) out[d * cn + k] = s[s0 + k] * w0 + s[s1 + k] * w1;
+        }
+    };
+    for (int dy = 0; dy < dst_rows; ++dy) {
+        const int sy0 = yi[dy], sy1 = std::min(yi[dy] + 1, src.rows - 1);
+        // Fetch a horizontally resized row, evicting the slot that does not hold `keep`.
+        auto row_for = [&](int want, int keep) {
+            for (int slot = 0; slot < 2; ++slot)
+                if (cached[slot] == want) return rows_buf.data() + slot * width;
+            const int slot = cached[0] == keep ? 1 : 0;
+            horizontal(want, rows_buf.data() + slot * width);
+            cached[slot] = want;
+            return rows_buf.data() + slot * width;
+        };
+        const int* r[2];
+        r[0] = row_for(sy0, sy1);
+        r[1] = row_for(sy1, sy0);
+        const int b0 = yw[2 * dy], b1 = yw[2 * dy + 1];
+        std::uint8_t* d = dst + dy * dst_stride;
+        // OpenCV's vector form of the vertical blend: both rows pre-shifted by 4 bits and
+        // multiplied keeping the high 16 bits, then rounded by 2 bits.
+        for (int x = 0; x < width; ++x) {
+            const int v = (((b0 * (r[0][x] >> 4)) >> 16) + ((b1 * (r[1][x] >> 4)) >> 16) + 2) >> 2;
+            d[x] = (std::uint8_t)std::clamp(v, 0, 255);
+        }
+    }
+}
+
+void resize_area_u8(const View8& src, std::uint8_t* dst, int dst_rows, int dst_cols) {
+    const int cn = src.cn;
+    const AreaScale sx = area_scale(src.cols, dst_cols), sy = area_scale(src.rows, dst_rows);
+    if (sx.exact && sy.exact) {
+        const int kx = sx.integer, ky = sy.integer;
+        const float inv_area = 1.f / (float)(kx * ky);
+        for (int dy = 0; dy < dst_rows; ++dy)
+            for (int dx = 0; dx < dst_cols; ++dx)
+                for (int k = 0; k < cn; ++k) {
+                    int sum = 0;
+                    for (int yy = 0; yy < ky; ++yy) {
+                        const std::uint8_t* s = src.row(dy * ky + yy) + (dx * kx) * cn + k;
+                        for (int xx = 0; xx < kx; ++xx) sum += s[xx * cn];
+                    }
+                    // OpenCV's 2x2 vector path rounds half up; the general path rounds the
+                    // float mean half to even.
+                    dst[(dy * dst_cols + dx) * cn + k] =
+                        (kx == 2 && ky == 2) ? (std::uint8_t)((sum + 2) >> 2)
+                                             : round_to_u8((float)sum * inv_area);
+                }
+        return;
+    }
+    const std::vector<AreaTap> xtab = area_taps(src.cols, dst_cols, cn, sx.scale);
+    const std::vector<AreaTap> ytab = area_taps(src.rows, dst_rows, 1, sy.scale);
+    const int width = dst_cols * cn;
+    std::vector<float> buf(width), sum(width, 0.f);
+    auto flush = [&](int dy) {
+        std::uint8_t* d = dst + (std::size_t)dy * width;
+        for (int x = 0; x < width; ++x) d[x] = round_to_u8(sum[x]);
+    };
+    int prev_dy = ytab.empty() ? 0 : ytab[0].dst;
+    for (const AreaTap& yt : ytab) {
+        const float beta = yt.alpha;
+        const std::uint8_t* s = src.row(yt.src);
+        std::fill(buf.begin(), buf.end(), 0.f);
+        for (const AreaTap& xt : xtab)
+            for (int k = 0; k < cn; ++k) buf[xt.dst + k] += (float)s[xt.src + k] * xt.alpha;
+        if (yt.dst != prev_dy) {
+            flush(prev_dy);
+            for (int x = 0; x < width; ++x) sum[x] = beta * buf[x];
+            prev_dy = yt.dst;
+        } else {
+            for (int x = 0; x < width; ++x) sum[x] += beta * buf[x];
+        }
+    }
+    flush(prev_dy);
+}
+
+void resize_area_f32(const float* src, int src_rows, int src_cols, float* dst, int dst_rows,
+                     int dst_cols) {
+    const double sx = (double)src_cols / dst_cols, sy = (double)src_rows / dst_rows;
+    // Overlap of destination cell d with source cells, as (index, weight) pairs per cell.
+    auto taps = [](int src_size, int dst_size, double scale) {
+        std::vector<std::vector<std::pair<int, double>>> t(dst_size);
+        for (int d = 0; d < dst_size; ++d) {
+            const double a = d * scale, b = std::min(a + scale, (double)src_size);
+            for (int s = (int)std::floor(a); s < src_size && s < b; ++s) {
+                const double w = std::min(b, s + 1.0) - std::max(a, (double)s);
+                if (w > 1e-12) t[d].push_back({s, w / (b - a)});
+            }
+        }
+        return t;
+    };
+    const auto tx = taps(src_cols, dst_cols, sx), ty = taps(src_rows, dst_rows, sy);
+    std::vector<double> row(dst_cols);
+    for (int dy = 0; dy < dst_rows; ++dy) {
+        std::fill(row.begin(), row.end(), 0.0);
+        for (const auto& [s_y, w_y] : ty[dy]) {
+            const float* s = src + (std::size_t)s_y * src_cols;
+            for (int dx = 0; dx < dst_cols; ++dx) {
+                double acc = 0.0;
+                for (const auto& [s_x, w_x] : tx[dx]) acc += w_x * s[s_x];
+                row[dx] += w_y * acc;
+            }
+        }
+        for (int dx = 0; dx < dst_cols; ++dx) dst[(std::size_t)dy * dst_cols + dx] = (float)row[dx];
+    }
+}
+
+}  // namespace microexp

@@ -1,0 +1,28 @@
+// Normalised cross-correlation with the definition of OpenCV's TM_CCOEFF_NORMED.
+#pragma once
+#include <cstdint>
+
+#include "image_view.hpp"
+
+namespace microexp {
+
+struct Match {
+    int x = 0, y = 0;
+    float score = 0.f;
+    double sub_x = 0.0, sub_y = 0.0;  // parabola-refined location (equals x, y when not refined)
+};
+
+// Exact correlation sums sum(T * I) at every placement, computed directly (cost grows with
+// placements x template size; the Python facade uses an FFT for large problems).
+void ccorr_direct(const View8& img, const View8& tpl, std::int64_t* out);
+
+// Scores from exact correlation sums, reproducing OpenCV's normalisation arithmetic.
+void ncc_map_from_ccorr(const View8& img, const View8& tpl, const std::int64_t* ccorr, float* out);
+
+// Location of the first maximum in raster order, as cv::minMaxLoc reports it.
+Match argmax_first(const float* scores, int rows, int cols);
+
+// Coarse-to-fine search; final scores are the exact-mode scores at the visited placements.
+Match match_pyramid(const View8& img, const View8& tpl, bool subpixel);
+
+}  // namespace microexp

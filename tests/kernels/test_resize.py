@@ -1,0 +1,31 @@
+import cv2
+import numpy as np
+import pytest
+
+from microexp import kernels as K
+
+SIZES = [((37, 108), (223, 38)), ((400, 400), (224, 224)), ((224, 224), (224, 224)),
+         ((81, 33), (17, 9)), ((5, 7), (40, 30)), ((480, 640), (224, 224))]
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+@pytest.mark.parametrize("src_size,dst_size", SIZES)
+def test_linear_within_one_level_of_opencv(channels, src_size, dst_size):
+    rng = np.random.default_rng(sum(src_size) + channels)
+    shape = src_size + ((channels,) if channels > 1 else ())
+    img = rng.integers(0, 256, shape, dtype=np.uint8)
+    ours = K.resize_linear(img, dst_size)
+    ref = cv2.resize(img, dst_size, interpolation=cv2.INTER_LINEAR)
+    assert ours.shape == ref.shape
+    diff = np.abs(ours.astype(int) - ref)
+    assert diff.max() <= 1
+    if dst_size[0] <= src_size[1] and dst_size[1] <= src_size[0]:  # shrinking: the runtime's case
+        assert (diff > 0).mean() < 0.01
+
+
+@pytest.mark.parametrize("src_size", [(224, 224), (56, 56), (57, 100), (29, 31), (28, 28), (300, 41)])
+def test_area_shrink_is_exact(src_size):
+    rng = np.random.default_rng(src_size[0])
+    img = rng.integers(0, 256, src_size + (3,), dtype=np.uint8)
+    np.testing.assert_array_equal(K.resize_area(img, (28, 28)),
+                                  cv2.resize(img, (28, 28), interpolation=cv2.INTER_AREA))
