@@ -54,7 +54,7 @@ def _ccorr_fft(image: np.ndarray, template: np.ndarray) -> np.ndarray:
     spectrum = None
     for k in range(cn):
         fi = np.fft.rfft2(img[..., k].astype(np.float64) - 128.0, (fh, fw))
-        ft = np.fft.rfft2((tpl[::-1, ::-1, k].astype(np.float64) - 128.0), (fh, fw))
+        ft = np.fft.rfft2(tpl[::-1, ::-1, k].astype(np.float64) - 128.0, (fh, fw))
         spectrum = fi * ft if spectrum is None else spectrum + fi * ft
     full = np.fft.irfft2(spectrum, (fh, fw))
     oh, ow = rows - h + 1, cols - w + 1

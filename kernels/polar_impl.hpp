@@ -24,12 +24,14 @@ void MICROEXP_POLAR_FN(const float* flow, std::ptrdiff_t row_stride, int rows, i
             const float x = f[2 * i], y = f[2 * i + 1];
             m[i] = std::sqrt(MICROEXP_MAD(x, x, y * y));
             const float ax = std::fabs(x), ay = std::fabs(y);
-            const float c = std::fmin(ax, ay) / (std::fmax(ax, ay) + eps);
+            const float lo = ax < ay ? ax : ay, hi = ax < ay ? ay : ax;  // minps/maxps, vectorisable
+            const float c = lo / (hi + eps);
             const float cc = c * c;
-            float a = MICROEXP_MAD(MICROEXP_MAD(MICROEXP_MAD(cc, p7, p5), cc, p3), cc, p1) * c;
-            a = ax >= ay ? a : 90.f - a;
-            a = x < 0 ? 180.f - a : a;
-            a = y < 0 ? 360.f - a : a;
+            const float a0 = MICROEXP_MAD(MICROEXP_MAD(MICROEXP_MAD(cc, p7, p5), cc, p3), cc, p1) * c;
+            // Branch-free selects (the compiler turns them into blends and vectorises the loop).
+            const float a1 = ax >= ay ? a0 : 90.f - a0;
+            const float a2 = x < 0 ? 180.f - a1 : a1;
+            const float a = y < 0 ? 360.f - a2 : a2;
             h[i] = (std::uint8_t)(int)(a / 2.f);  // numpy astype(uint8) truncates
         }
     }

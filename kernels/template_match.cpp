@@ -103,8 +103,11 @@ void accumulate_row(const std::uint8_t* img, const std::uint8_t* tpl, int n, std
         const std::uint8_t* a = img + start;
         const std::uint8_t* b = tpl + start;
         std::int32_t c = 0, s2 = 0;
-        for (int i = 0; i < len; ++i) c += (std::int32_t)a[i] * b[i];
-        for (int i = 0; i < len; ++i) s2 += (std::int32_t)a[i] * a[i];
+        for (int i = 0; i < len; ++i) {
+            const std::int32_t v = a[i];
+            c += v * b[i];
+            s2 += v * v;
+        }
         cc += c;
         q += s2;
     }
@@ -209,7 +212,9 @@ void ncc_map_from_ccorr(const View8& img, const View8& tpl, const std::int64_t* 
     const TemplateStats ts = template_stats(tpl);
     // Integral images: per-channel sums and the all-channel sum of squares.
     const std::size_t w1 = (std::size_t)cols + 1;
-    std::vector<std::int64_t> sum((std::size_t)(rows + 1) * w1 * cn, 0), sq((rows + 1) * w1, 0);
+    thread_local std::vector<std::int64_t> sum, sq;  // reused across calls: no page faults
+    sum.assign((std::size_t)(rows + 1) * w1 * cn, 0);
+    sq.assign((std::size_t)(rows + 1) * w1, 0);
     for (int r = 0; r < rows; ++r) {
         const std::uint8_t* p = img.row(r);
         std::int64_t run[4] = {0, 0, 0, 0}, runq = 0;
@@ -314,8 +319,10 @@ Match match_pyramid(const View8& img, const View8& tpl, bool subpixel) {
     best.score = -std::numeric_limits<float>::infinity();
     best.x = best.y = -1;
     for (Match m : seeds) {
+        // Seeds far below the strongest coarse peak are distractors; skip their refinement.
+        if (m.score < seeds[0].score - 0.15f) continue;
         for (int l = depth - 1; l >= 0; --l) {
-            m = best_in_window(levels[l], 2 * m.x, 2 * m.y, 2);
+            m = best_in_window(levels[l], 2 * m.x, 2 * m.y, l == 0 ? 1 : 2);
         }
         // Hill-climb at full resolution until the placement is a local maximum.
         Level& fine = levels[0];
