@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from microexp import kernels as K
+from microexp.kernels import reference as seed
 
 
 def face_like_frame(rng, rows, cols):
@@ -41,31 +42,7 @@ def timed(fn, repeats, warmup=3):
     return float(np.median(samples)), float(np.percentile(samples, 99))
 
 
-# ----- the seed-style OpenCV-Python baselines -------------------------------------------------
-
-def cv_match(region, template):
-    scores = cv2.matchTemplate(region, template, cv2.TM_CCOEFF_NORMED)
-    _, best, _, loc = cv2.minMaxLoc(scores)
-    return loc[0], loc[1], best
-
-
-def cv_crop_with_template(frame, template, box, margin=40, size=(224, 224)):
-    x1, y1, x2, y2 = box
-    rx1, ry1 = max(x1 - margin, 0), max(y1 - margin, 0)
-    rx2, ry2 = min(x2 + margin, frame.shape[1]), min(y2 + margin, frame.shape[0])
-    x, y, _ = cv_match(frame[ry1:ry2, rx1:rx2], template)
-    h, w = template.shape[:2]
-    return cv2.resize(frame[ry1 + y : ry1 + y + h, rx1 + x : rx1 + x + w], size)
-
-
-def cv_hsv28(flow):
-    mag, ang = cv2.cartToPolar(flow[..., 0], flow[..., 1], angleInDegrees=True)
-    hsv = np.zeros(flow.shape[:2] + (3,), np.uint8)
-    hsv[..., 0] = (ang / 2).astype(np.uint8)
-    hsv[..., 1] = 255
-    hsv[..., 2] = cv2.normalize(mag, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
-    return cv2.resize(cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR), (28, 28), interpolation=cv2.INTER_AREA)
-
+# ----- baselines: the seed's OpenCV-Python chains (microexp.kernels.reference) -------------
 
 def np_uvs28(flow):
     u, v = flow[..., 0], flow[..., 1]
@@ -92,7 +69,7 @@ def run(repeats: int):
     gray_region, gray_tpl = region[..., 0].copy(), template[..., 0].copy()
     flow = cv2.calcOpticalFlowFarneback(
         cv2.cvtColor(cv2.resize(template, (224, 224)), cv2.COLOR_BGR2GRAY),
-        cv2.cvtColor(cv_crop_with_template(frame1, template, box), cv2.COLOR_BGR2GRAY),
+        cv2.cvtColor(seed.crop_with_template(frame1, template, box)[0], cv2.COLOR_BGR2GRAY),
         None, 0.5, 3, 15, 3, 5, 1.2, 0)
     hsv_out = np.empty((28, 28, 3), np.uint8)
     uvs_out = np.empty((3, 28, 28), np.float32)
@@ -100,19 +77,19 @@ def run(repeats: int):
 
     cases = [
         ("match_template exact, BGR 400x400 in 480x480",
-         lambda: cv_match(region, template), lambda: K.match_template(region, template, "exact")),
+         lambda: seed.match_template(region, template), lambda: K.match_template(region, template, "exact")),
         ("match_template pyramid, BGR 400x400 in 480x480",
-         lambda: cv_match(region, template), lambda: K.match_template(region, template, "pyramid")),
+         lambda: seed.match_template(region, template), lambda: K.match_template(region, template, "pyramid")),
         ("match_template exact, gray 400x400 in 480x480",
-         lambda: cv_match(gray_region, gray_tpl), lambda: K.match_template(gray_region, gray_tpl)),
+         lambda: seed.match_template(gray_region, gray_tpl), lambda: K.match_template(gray_region, gray_tpl)),
         ("match_template pyramid, gray 400x400 in 480x480",
-         lambda: cv_match(gray_region, gray_tpl),
+         lambda: seed.match_template(gray_region, gray_tpl),
          lambda: K.match_template(gray_region, gray_tpl, "pyramid")),
         ("align_crop pyramid, 2040x1088 BGR -> 224x224",
-         lambda: cv_crop_with_template(frame1, template, box),
+         lambda: seed.crop_with_template(frame1, template, box)[0],
          lambda: K.align_crop(frame1, template, box, mode="pyramid", out=crop_out)),
         ("encode_hsv28, 224x224 flow",
-         lambda: cv_hsv28(flow), lambda: K.encode_hsv28(flow, out=hsv_out)),
+         lambda: seed.hsv28(flow), lambda: K.encode_hsv28(flow, out=hsv_out)),
         ("encode_uvs28, 224x224 flow",
          lambda: np_uvs28(flow), lambda: K.encode_uvs28(flow, out=uvs_out)),
     ]
@@ -122,9 +99,9 @@ def run(repeats: int):
         o50, o99 = timed(ours, repeats)
         rows.append({"kernel": name, "opencv_p50_ms": b50, "opencv_p99_ms": b99,
                      "ours_p50_ms": o50, "ours_p99_ms": o99, "speedup_p50": b50 / o50})
-    same = (K.match_template(region, template, "exact")[:2] == cv_match(region, template)[:2],
-            K.match_template(region, template, "pyramid")[:2] == cv_match(region, template)[:2],
-            bool(np.array_equal(K.encode_hsv28(flow), cv_hsv28(flow))))
+    same = (K.match_template(region, template, "exact")[:2] == seed.match_template(region, template)[:2],
+            K.match_template(region, template, "pyramid")[:2] == seed.match_template(region, template)[:2],
+            bool(np.array_equal(K.encode_hsv28(flow), seed.hsv28(flow))))
     return {
         "threads": 1,
         "repeats": repeats,

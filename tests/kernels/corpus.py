@@ -86,12 +86,4 @@ def flow_cases(seed=0):
     ]
 
 
-def reference_hsv28(flow):
-    """The seed's OpenCV-Python chain (DESIGN.md section 4)."""
-    mag, ang = cv2.cartToPolar(flow[..., 0], flow[..., 1], angleInDegrees=True)
-    hsv = np.zeros(flow.shape[:2] + (3,), np.uint8)
-    hsv[..., 0] = (ang / 2).astype(np.uint8)
-    hsv[..., 1] = 255
-    hsv[..., 2] = cv2.normalize(mag, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
-    bgr = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
-    return cv2.resize(bgr, (28, 28), interpolation=cv2.INTER_AREA)
+from microexp.kernels.reference import hsv28 as reference_hsv28  # noqa: E402  (re-export)

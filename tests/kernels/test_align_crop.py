@@ -3,22 +3,9 @@ import numpy as np
 import pytest
 
 from microexp import kernels as K
+from microexp.kernels.reference import crop_with_template as seed_crop_with_template
 
 from .corpus import texture
-
-
-def seed_crop_with_template(frame, template, box, margin=40, size=(224, 224)):
-    """The seed's behaviour written with OpenCV-Python (DESIGN.md section 4)."""
-    x1, y1, x2, y2 = box
-    rows, cols = frame.shape[:2]
-    rx1, ry1 = max(x1 - margin, 0), max(y1 - margin, 0)
-    rx2, ry2 = min(x2 + margin, cols), min(y2 + margin, rows)
-    region = frame[ry1:ry2, rx1:rx2]
-    scores = cv2.matchTemplate(region, template, cv2.TM_CCOEFF_NORMED)
-    _, best, _, (x, y) = cv2.minMaxLoc(scores)
-    h, w = template.shape[:2]
-    crop = frame[ry1 + y : ry1 + y + h, rx1 + x : rx1 + x + w]
-    return cv2.resize(crop, size), (rx1 + x, ry1 + y, rx1 + x + w, ry1 + y + h), best
 
 
 @pytest.mark.parametrize("seed", range(12))
