@@ -242,19 +242,6 @@ void ncc_map_from_ccorr(const View8& img, const View8& tpl, const std::int64_t* 
         }
 }
 
-Match argmax_first(const float* scores, int rows, int cols) {
-    Match m;
-    m.score = scores[0];
-    for (int y = 0; y < rows; ++y)
-        for (int x = 0; x < cols; ++x) {
-            const float s = scores[(std::size_t)y * cols + x];
-            if (s > m.score) m.score = s, m.x = x, m.y = y;
-        }
-    m.sub_x = m.x;
-    m.sub_y = m.y;
-    return m;
-}
-
 Match match_pyramid(const View8& img, const View8& tpl, bool subpixel) {
     // Depth: halve while the template keeps at least 16 px on its short side and there are at
     // least two placements per axis left; at most four halvings (16x).

@@ -19,9 +19,6 @@ void ccorr_direct(const View8& img, const View8& tpl, std::int64_t* out);
 // Scores from exact correlation sums, reproducing OpenCV's normalisation arithmetic.
 void ncc_map_from_ccorr(const View8& img, const View8& tpl, const std::int64_t* ccorr, float* out);
 
-// Location of the first maximum in raster order, as cv::minMaxLoc reports it.
-Match argmax_first(const float* scores, int rows, int cols);
-
 // Coarse-to-fine search; final scores are the exact-mode scores at the visited placements.
 Match match_pyramid(const View8& img, const View8& tpl, bool subpixel);
 
