@@ -38,7 +38,7 @@ py::array as_array(const py::handle& obj, const std::string& fn, const std::stri
                    const char* dtype_name) {
     if (!py::isinstance<py::array>(obj))
         throw py::type_error(fn + ": '" + name + "' must be a numpy.ndarray of " + dtype_name +
-                             ", got " + std::string(py::str(obj.get_type().attr("__name__"))));
+                             ", got " + std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
     py::array a = py::reinterpret_borrow<py::array>(obj);
     if (!a.dtype().is(py::dtype::of<T>()))
         throw py::type_error(fn + ": '" + name + "' must have dtype " + dtype_name + ", got " +

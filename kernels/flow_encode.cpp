@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "resize.hpp"
@@ -10,11 +11,15 @@
 namespace microexp {
 
 // Defined in polar_generic.cpp / polar_fma.cpp (same source, with and without fused mul-add).
-void polar_hue_mag_generic(const float*, std::ptrdiff_t, int, int, std::uint8_t*, float*);
-void value_channel_generic(const float*, std::ptrdiff_t, float, float, std::uint8_t*);
+#define MICROEXP_DECLARE_POLAR(suffix)                                                          \
+    void polar_hue_mag_##suffix(const float*, std::ptrdiff_t, int, int, std::uint8_t*, float*); \
+    void minmax_##suffix(const float*, std::ptrdiff_t, float*, float*);                         \
+    void value_bgr_##suffix(const std::uint8_t*, const float*, int, int, int, float, float,      \
+                            const std::uint8_t (*)[3], std::uint8_t*, std::uint8_t*,             \
+                            std::uint8_t*);
+MICROEXP_DECLARE_POLAR(generic)
 #if defined(MICROEXP_X86_DISPATCH)
-void polar_hue_mag_fma(const float*, std::ptrdiff_t, int, int, std::uint8_t*, float*);
-void value_channel_fma(const float*, std::ptrdiff_t, float, float, std::uint8_t*);
+MICROEXP_DECLARE_POLAR(fma)
 #endif
 
 bool cpu_has_fma() {
@@ -40,53 +45,26 @@ int hsv_vector_block() {
 #endif
 }
 
-// BGR of every (H, V) pair with S = 255, for both OpenCV code paths:
-// [0] = vector path (truncates), [1] = scalar tail (rounds).
-struct HsvTables {
-    std::uint8_t bgr[2][181 * 256][3];
+// BGR of every (H, V) pair with S = 255 through OpenCV's scalar HSV->BGR loop (which rounds),
+// for the pixels after the last full vector block of a row.
+struct ScalarHsvTable {
+    std::uint8_t bgr[181 * 256][3];
 
-    HsvTables() {
-        const float hscale = 6.0f / 180;
+    ScalarHsvTable() {
         const float inv255 = 1.0f / 255.0f;
         for (int hi = 0; hi <= 180; ++hi)
-            for (int vi = 0; vi < 256; ++vi) {
-                const int idx = hi * 256 + vi;
-                vector_path((float)hi, 255.f * inv255, (float)vi * inv255, hscale, bgr[0][idx]);
-                scalar_path((float)hi, 255.f * inv255, (float)vi * inv255, hscale, bgr[1][idx]);
-            }
+            for (int vi = 0; vi < 256; ++vi)
+                convert((float)hi, 255.f * inv255, (float)vi * inv255, bgr[hi * 256 + vi]);
     }
 
-    static std::uint8_t trunc_u8(float x) {
-        const int v = (int)(x * 255.0f);
-        return (std::uint8_t)std::clamp(v, 0, 255);
-    }
-    static std::uint8_t round_u8(float x) {
-        return (std::uint8_t)std::clamp((int)std::lrintf(x * 255.0f), 0, 255);
-    }
-
-    static void vector_path(float h, float s, float v, float hscale, std::uint8_t* out) {
-        h = h * hscale;
-        const float pre = std::trunc(h);
-        h = h - pre;
-        const float t0 = v, t1 = v * (1.f - s), t2 = v * (1.f - s * h),
-                    t3 = v * (1.f - s * (1.f - h));
-        float sector = std::trunc(pre * (1.0f / 6.0f));
-        sector = pre - sector * 6.0f;
-        const float b = sector < 2 ? t1 : sector == 2 ? t3 : sector <= 4 ? t0 : t2;
-        const float g = sector < 1 ? t3 : sector <= 2 ? t0 : sector == 3 ? t2 : t1;
-        const float r = sector < 1 ? t0 : sector == 1 ? t2 : sector <= 3 ? t1
-                      : sector == 4 ? t3 : t0;
-        out[0] = trunc_u8(b), out[1] = trunc_u8(g), out[2] = trunc_u8(r);
-    }
-
-    static void scalar_path(float h, float s, float v, float hscale, std::uint8_t* out) {
+    static void convert(float h, float s, float v, std::uint8_t* out) {
         static const int sector_data[6][3] = {{1, 3, 0}, {1, 0, 2}, {3, 0, 1},
                                               {0, 2, 1}, {0, 1, 3}, {2, 1, 0}};
         float bgr[3];
         if (s == 0) {
             bgr[0] = bgr[1] = bgr[2] = v;
         } else {
-            h *= hscale;
+            h *= 6.0f / 180;
             while (h >= 6) h -= 6;
             int sector = (int)std::floor(h);
             h -= (float)sector;
@@ -94,13 +72,14 @@ struct HsvTables {
             const float tab[4] = {v, v * (1.f - s), v * (1.f - s * h), v * (1.f - s * (1.f - h))};
             for (int c = 0; c < 3; ++c) bgr[c] = tab[sector_data[sector][c]];
         }
-        for (int c = 0; c < 3; ++c) out[c] = round_u8(bgr[c]);
+        for (int c = 0; c < 3; ++c)
+            out[c] = (std::uint8_t)std::clamp((int)std::lrintf(bgr[c] * 255.0f), 0, 255);
     }
 };
 
-const HsvTables& hsv_tables() {
-    static const HsvTables tables;  // built once, thread-safe (C++11 static init)
-    return tables;
+const ScalarHsvTable& scalar_hsv_table() {
+    static const ScalarHsvTable table;  // built once, thread-safe (C++11 static init)
+    return table;
 }
 
 // Flow as a packed (rows, cols, 2) array; a sanitised copy when non-finite values are zeroed.
@@ -131,50 +110,70 @@ void normalise(std::vector<float>& plane, float scale) {
 }  // namespace
 
 std::ptrdiff_t count_nonfinite(const ViewF& flow) {
+    // A float is NaN or infinite when its exponent bits are all ones; testing the bits (not
+    // std::isfinite) lets the compiler vectorise this pass over the whole field.
     std::ptrdiff_t bad = 0;
     for (int r = 0; r < flow.rows; ++r) {
         const float* s = flow.row(r);
-        for (int i = 0; i < flow.cols * 2; ++i) bad += !std::isfinite(s[i]);
+        int row_bad = 0;
+        for (int i = 0; i < flow.cols * 2; ++i) {
+            std::uint32_t bits;
+            std::memcpy(&bits, s + i, sizeof bits);
+            row_bad += (bits & 0x7f800000u) == 0x7f800000u;
+        }
+        bad += row_bad;
     }
     return bad;
 }
 
+namespace {
+
+// The per-pixel passes, compiled once per arithmetic flavour.
+struct PolarPasses {
+    decltype(&polar_hue_mag_generic) polar;
+    decltype(&minmax_generic) minmax;
+    decltype(&value_bgr_generic) value_bgr;
+};
+
+const PolarPasses& polar_passes() {
+#if defined(MICROEXP_X86_DISPATCH)
+    static const PolarPasses fused{polar_hue_mag_fma, minmax_fma, value_bgr_fma};
+    if (cpu_has_fma()) return fused;
+#endif
+    static const PolarPasses plain{polar_hue_mag_generic, minmax_generic, value_bgr_generic};
+    return plain;
+}
+
+}  // namespace
+
 void encode_hsv28(const ViewF& flow_in, bool zero_nonfinite, std::uint8_t* out) {
     thread_local std::vector<float> clean, mag;
-    thread_local std::vector<std::uint8_t> hue, value, bgr;
+    thread_local std::vector<std::uint8_t> hue, bgr_planes;
     const ViewF flow = finite_flow(flow_in, zero_nonfinite, clean);
     const int rows = flow.rows, cols = flow.cols;
     const std::size_t n = (std::size_t)rows * cols;
-    hue.resize(n), mag.resize(n), value.resize(n), bgr.resize(3 * n);
+    hue.resize(n), mag.resize(n), bgr_planes.resize(3 * n);
+    const PolarPasses& pass = polar_passes();
 
-    const bool fused = cpu_has_fma();
-#if defined(MICROEXP_X86_DISPATCH)
-    (fused ? polar_hue_mag_fma : polar_hue_mag_generic)(flow.data, flow.stride, rows, cols,
-                                                       hue.data(), mag.data());
-#else
-    polar_hue_mag_generic(flow.data, flow.stride, rows, cols, hue.data(), mag.data());
-#endif
+    pass.polar(flow.data, flow.stride, rows, cols, hue.data(), mag.data());
     // cv2.normalize(mag, None, 0, 255, NORM_MINMAX) on float32, as OpenCV derives its factors.
-    const auto [lo, hi] = std::minmax_element(mag.begin(), mag.end());
-    const double smin = *lo, smax = *hi;
+    float lo, hi;
+    pass.minmax(mag.data(), (std::ptrdiff_t)n, &lo, &hi);
+    const double smin = lo, smax = hi;
     double scale = 255.0 * (smax - smin > DBL_EPSILON ? 1.0 / (smax - smin) : 0.0);
     scale = (float)scale;
-    const double shift = 0.0f - (float)(smin * scale);
-#if defined(MICROEXP_X86_DISPATCH)
-    (fused ? value_channel_fma : value_channel_generic)(mag.data(), (std::ptrdiff_t)n,
-                                                       (float)scale, (float)shift, value.data());
-#else
-    value_channel_generic(mag.data(), (std::ptrdiff_t)n, (float)scale, (float)shift,
-                          value.data());
-#endif
-    const HsvTables& tables = hsv_tables();
+    const float shift = 0.0f - (float)(smin * scale);
+
+    std::uint8_t* planes[3] = {bgr_planes.data(), bgr_planes.data() + n, bgr_planes.data() + 2 * n};
     const int vector_cols = cols / hsv_vector_block() * hsv_vector_block();
-    for (int r = 0; r < rows; ++r)
-        for (int c = 0; c < cols; ++c) {
-            const std::size_t i = (std::size_t)r * cols + c;
-            const std::uint8_t* px = tables.bgr[c < vector_cols ? 0 : 1][hue[i] * 256 + value[i]];
-            bgr[3 * i] = px[0], bgr[3 * i + 1] = px[1], bgr[3 * i + 2] = px[2];
-        }
+    pass.value_bgr(hue.data(), mag.data(), rows, cols, vector_cols, (float)scale, shift,
+                   scalar_hsv_table().bgr, planes[0], planes[1], planes[2]);
+
+    if (resize_area_u8_planes(planes, 3, rows, cols, out, kMapSize, kMapSize)) return;
+    thread_local std::vector<std::uint8_t> bgr;
+    bgr.resize(3 * n);
+    for (std::size_t i = 0; i < n; ++i)
+        for (int k = 0; k < 3; ++k) bgr[3 * i + k] = planes[k][i];
     resize_area_u8(View8{bgr.data(), (std::ptrdiff_t)cols * 3, rows, cols, 3}, out, kMapSize,
                    kMapSize);
 }

@@ -70,6 +70,12 @@ AreaScale area_scale(int src_size, int dst_size) {
     return {scale, integer, std::fabs(scale - integer) < DBL_EPSILON};
 }
 
+// Mean of a kx x ky cell as OpenCV's integer-factor INTER_AREA rounds it: its 2x2 vector path
+// rounds half up; the general path rounds the float mean half to even.
+inline std::uint8_t area_mean_u8(int sum, int kx, int ky, float inv_area) {
+    return (kx == 2 && ky == 2) ? (std::uint8_t)((sum + 2) >> 2) : round_to_u8((float)sum * inv_area);
+}
+
 }  // namespace
 
 void resize_linear_u8(const View8& src, std::uint8_t* dst, std::ptrdiff_t dst_stride, int dst_rows,
@@ -129,11 +135,7 @@ void resize_area_u8(const View8& src, std::uint8_t* dst, int dst_rows, int dst_c
                         const std::uint8_t* s = src.row(dy * ky + yy) + (dx * kx) * cn + k;
                         for (int xx = 0; xx < kx; ++xx) sum += s[xx * cn];
                     }
-                    // OpenCV's 2x2 vector path rounds half up; the general path rounds the
-                    // float mean half to even.
-                    dst[(dy * dst_cols + dx) * cn + k] =
-                        (kx == 2 && ky == 2) ? (std::uint8_t)((sum + 2) >> 2)
-                                             : round_to_u8((float)sum * inv_area);
+                    dst[(dy * dst_cols + dx) * cn + k] = area_mean_u8(sum, kx, ky, inv_area);
                 }
         return;
     }
@@ -161,6 +163,36 @@ void resize_area_u8(const View8& src, std::uint8_t* dst, int dst_rows, int dst_c
         }
     }
     flush(prev_dy);
+}
+
+bool resize_area_u8_planes(const std::uint8_t* const* planes, int cn, int rows, int cols,
+                           std::uint8_t* dst, int dst_rows, int dst_cols) {
+    const AreaScale sx = area_scale(cols, dst_cols), sy = area_scale(rows, dst_rows);
+    if (!sx.exact || !sy.exact) return false;
+    const int kx = sx.integer, ky = sy.integer;
+    const float inv_area = 1.f / (float)(kx * ky);
+    // Column sums of each band of ky rows, a whole row at a time (the compiler vectorises
+    // these adds), then kx neighbouring column sums per output pixel.
+    thread_local std::vector<std::int32_t> acc;
+    acc.resize((std::size_t)cn * cols);
+    for (int dy = 0; dy < dst_rows; ++dy) {
+        std::fill(acc.begin(), acc.end(), 0);
+        for (int k = 0; k < cn; ++k) {
+            std::int32_t* a = acc.data() + (std::size_t)k * cols;
+            for (int yy = 0; yy < ky; ++yy) {
+                const std::uint8_t* p = planes[k] + (std::size_t)(dy * ky + yy) * cols;
+                for (int c = 0; c < cols; ++c) a[c] += p[c];
+            }
+        }
+        for (int dx = 0; dx < dst_cols; ++dx)
+            for (int k = 0; k < cn; ++k) {
+                const std::int32_t* a = acc.data() + (std::size_t)k * cols + dx * kx;
+                std::int32_t sum = 0;
+                for (int xx = 0; xx < kx; ++xx) sum += a[xx];
+                dst[((std::size_t)dy * dst_cols + dx) * cn + k] = area_mean_u8(sum, kx, ky, inv_area);
+            }
+    }
+    return true;
 }
 
 void resize_area_f32(const float* src, int src_rows, int src_cols, float* dst, int dst_rows,
