@@ -6,12 +6,19 @@
 #include <limits>
 #include <vector>
 
+#if defined(MICROEXP_X86_DISPATCH)
+#include <immintrin.h>
+#endif
+
 namespace microexp {
 namespace {
 
 // ---------------------------------------------------------------------------------------------
 // Template statistics and the score formula, written as OpenCV's common_matchTemplate and
 // meanStdDev compute them (same operations, same order), so equal sums give equal floats.
+
+constexpr int kLanes = 48;
+constexpr int kChunk = 32736;  // 48 * 682: a multiple of kLanes, and kChunk * 255^2 < 2^31
 
 struct TemplateStats {
     int cn = 1;
@@ -25,14 +32,25 @@ TemplateStats template_stats(const View8& t) {
     TemplateStats ts;
     ts.cn = t.cn;
     std::int64_t s[4] = {0, 0, 0, 0}, q[4] = {0, 0, 0, 0};
+    // Per row, 48 int32 lanes (lane l holds channel l % cn, as in accumulate_row) so that the
+    // compiler vectorises the sums; a row of up to 2^31 / 255^2 / 48 * 48 bytes cannot overflow.
+    const int n = t.cols * t.cn;
     for (int r = 0; r < t.rows; ++r) {
         const std::uint8_t* p = t.row(r);
-        for (int i = 0; i < t.cols; ++i)
-            for (int k = 0; k < t.cn; ++k) {
-                const int v = p[i * t.cn + k];
-                s[k] += v;
-                q[k] += v * v;
-            }
+        for (int start = 0; start < n; start += kChunk) {
+            const int end = std::min(n, start + kChunk);
+            std::int32_t ls[kLanes] = {0}, lq[kLanes] = {0};
+            int i = start;
+            for (; i + kLanes <= end; i += kLanes)
+                for (int l = 0; l < kLanes; ++l) {
+                    const std::int32_t v = p[i + l];
+                    ls[l] += v;
+                    lq[l] += v * v;
+                }
+            for (int l = 0; i < end; ++i, ++l) ls[l] += p[i], lq[l] += p[i] * p[i];
+            // start is a multiple of kChunk, itself a multiple of 48, so lane l is channel l % cn.
+            for (int l = 0; l < kLanes; ++l) s[l % t.cn] += ls[l], q[l % t.cn] += lq[l];
+        }
     }
     const double area = (double)t.rows * t.cols;
     const double scale = 1.0 / area;
@@ -86,18 +104,10 @@ float score_from_sums(const WindowSums& w, const TemplateStats& ts) {
 // Direct window sums. Lanes of 48 bytes keep per-channel sums vectorisable for 1, 3 and 4
 // channels (48 is a multiple of each), so lane l always holds channel l % cn.
 
-constexpr int kLanes = 48;
-constexpr int kChunk = 32768;  // 32768 * 255 * 255 < 2^31
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define MICROEXP_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define MICROEXP_CLONES
-#endif
-
-MICROEXP_CLONES
-void accumulate_row(const std::uint8_t* img, const std::uint8_t* tpl, int n, std::int64_t& cc,
-                    std::int64_t& q, std::int32_t* lanes) {
+// Portable form: the compiler vectorises it for the baseline instruction set.
+void accumulate_row_generic(const std::uint8_t* img, const std::uint8_t* tpl, int n,
+                            std::int64_t& cc, std::int64_t& q, std::int32_t* lanes) {
     for (int start = 0; start < n; start += kChunk) {
         const int len = std::min(kChunk, n - start);
         const std::uint8_t* a = img + start;
@@ -117,12 +127,76 @@ void accumulate_row(const std::uint8_t* img, const std::uint8_t* tpl, int n, std
     for (int l = 0; i < n; ++i, ++l) lanes[l] += img[i];
 }
 
+#if defined(MICROEXP_X86_DISPATCH)
+// AVX2 form: bytes widened to 16 bit once and used three times, for the correlation and the
+// sum of squares (vpmaddwd: 16 products summed pairwise into 32 bit) and for the 48 lanes.
+// Per row at most 1200 / 48 * 255 fits 16-bit lanes as long as n <= 48 * 128.
+__attribute__((target("avx2"))) void accumulate_row_avx2(const std::uint8_t* img,
+                                                         const std::uint8_t* tpl, int n,
+                                                         std::int64_t& cc, std::int64_t& q,
+                                                         std::int32_t* lanes) {
+    constexpr int kMaxBlocks = 128;  // 128 * 255 < 2^15: 16-bit lanes cannot overflow
+    __m256i acc_cc = _mm256_setzero_si256(), acc_q = _mm256_setzero_si256();
+    int i = 0;
+    while (i + kLanes <= n) {
+        __m256i lane16[3] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+        __m256i blk_cc = _mm256_setzero_si256(), blk_q = _mm256_setzero_si256();
+        // 32-bit partial sums: at most 2 * 255 * 255 per lane per block, 128 blocks < 2^31.
+        for (int b = 0; b < kMaxBlocks && i + kLanes <= n; ++b, i += kLanes)
+            for (int j = 0; j < 3; ++j) {
+                const __m256i a = _mm256_cvtepu8_epi16(
+                    _mm_loadu_si128(reinterpret_cast<const __m128i*>(img + i + 16 * j)));
+                const __m256i t = _mm256_cvtepu8_epi16(
+                    _mm_loadu_si128(reinterpret_cast<const __m128i*>(tpl + i + 16 * j)));
+                blk_cc = _mm256_add_epi32(blk_cc, _mm256_madd_epi16(a, t));
+                blk_q = _mm256_add_epi32(blk_q, _mm256_madd_epi16(a, a));
+                lane16[j] = _mm256_add_epi16(lane16[j], a);
+            }
+        acc_cc = _mm256_add_epi64(acc_cc, _mm256_add_epi64(
+                     _mm256_cvtepu32_epi64(_mm256_castsi256_si128(blk_cc)),
+                     _mm256_cvtepu32_epi64(_mm256_extracti128_si256(blk_cc, 1))));
+        acc_q = _mm256_add_epi64(acc_q, _mm256_add_epi64(
+                    _mm256_cvtepu32_epi64(_mm256_castsi256_si128(blk_q)),
+                    _mm256_cvtepu32_epi64(_mm256_extracti128_si256(blk_q, 1))));
+        alignas(32) std::uint16_t words[kLanes];
+        for (int j = 0; j < 3; ++j)
+            _mm256_store_si256(reinterpret_cast<__m256i*>(words + 16 * j), lane16[j]);
+        for (int l = 0; l < kLanes; ++l) lanes[l] += words[l];
+    }
+    alignas(32) std::int64_t part[4];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(part), acc_cc);
+    cc += part[0] + part[1] + part[2] + part[3];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(part), acc_q);
+    q += part[0] + part[1] + part[2] + part[3];
+    for (int l = 0; i < n; ++i, ++l) {  // tail shorter than one 48-byte block
+        const std::int32_t v = img[i];
+        cc += v * tpl[i];
+        q += v * v;
+        lanes[l] += v;
+    }
+}
+#endif
+
+using AccumulateRow = void (*)(const std::uint8_t*, const std::uint8_t*, int, std::int64_t&,
+                               std::int64_t&, std::int32_t*);
+
+AccumulateRow accumulate_row() {
+#if defined(MICROEXP_X86_DISPATCH)
+    static const AccumulateRow fn =
+        __builtin_cpu_supports("avx2") ? accumulate_row_avx2 : accumulate_row_generic;
+    return fn;
+#else
+    return accumulate_row_generic;
+#endif
+}
+
 WindowSums window_sums(const View8& img, const View8& tpl, int x, int y) {
     WindowSums w;
     std::int32_t lanes[kLanes] = {0};
     const int n = tpl.cols * tpl.cn;
+    const AccumulateRow accumulate = accumulate_row();
     for (int r = 0; r < tpl.rows; ++r) {
-        accumulate_row(img.row(y + r) + (std::ptrdiff_t)x * img.cn, tpl.row(r), n, w.cc, w.q,
+        accumulate(img.row(y + r) + (std::ptrdiff_t)x * img.cn, tpl.row(r), n, w.cc, w.q,
                        lanes);
         if (r % 4096 == 4095) {  // keep int32 lanes far from overflow on huge templates
             for (int l = 0; l < kLanes; ++l) w.s[l % tpl.cn] += lanes[l], lanes[l] = 0;
@@ -140,19 +214,33 @@ struct Plane {
     View8 view;
 };
 
-// 2x2 box average with rounding; odd last row/column dropped.
-void downsample(const View8& src, Plane& dst) {
-    const int rows = src.rows / 2, cols = src.cols / 2, cn = src.cn;
-    dst.pixels.resize((std::size_t)rows * cols * cn);
+// 2x2 box average with rounding; odd last row/column dropped. The channel count is a template
+// parameter so that the compiler knows the interleave and vectorises the pairing.
+template <int CN>
+void downsample_rows(const View8& src, std::uint8_t* dst, int rows, int cols) {
+    thread_local std::vector<std::uint16_t> pair_sums;  // the two source rows added, per byte
+    const int width = 2 * cols * CN;
+    pair_sums.resize(width);
+    std::uint16_t* v = pair_sums.data();
     for (int r = 0; r < rows; ++r) {
         const std::uint8_t* a = src.row(2 * r);
         const std::uint8_t* b = src.row(2 * r + 1);
-        std::uint8_t* d = dst.pixels.data() + (std::size_t)r * cols * cn;
+        for (int i = 0; i < width; ++i) v[i] = (std::uint16_t)(a[i] + b[i]);
+        std::uint8_t* d = dst + (std::size_t)r * cols * CN;
         for (int c = 0; c < cols; ++c)
-            for (int k = 0; k < cn; ++k) {
-                const int i0 = 2 * c * cn + k, i1 = i0 + cn;
-                d[c * cn + k] = (std::uint8_t)((a[i0] + a[i1] + b[i0] + b[i1] + 2) >> 2);
-            }
+            for (int k = 0; k < CN; ++k)
+                d[c * CN + k] = (std::uint8_t)((v[2 * c * CN + k] + v[(2 * c + 1) * CN + k] + 2) >> 2);
+    }
+}
+
+void downsample(const View8& src, Plane& dst) {
+    const int rows = src.rows / 2, cols = src.cols / 2, cn = src.cn;
+    dst.pixels.resize((std::size_t)rows * cols * cn);
+    switch (cn) {  // the bindings allow 1 to 4 channels
+        case 1: downsample_rows<1>(src, dst.pixels.data(), rows, cols); break;
+        case 2: downsample_rows<2>(src, dst.pixels.data(), rows, cols); break;
+        case 3: downsample_rows<3>(src, dst.pixels.data(), rows, cols); break;
+        default: downsample_rows<4>(src, dst.pixels.data(), rows, cols); break;
     }
     dst.view = View8{dst.pixels.data(), (std::ptrdiff_t)cols * cn, rows, cols, cn};
 }

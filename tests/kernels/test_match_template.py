@@ -108,3 +108,20 @@ def test_subpixel_refinement_tracks_fractional_shift():
             x, y, _ = K.match_template(moved, tpl, mode=mode, subpixel=True)
             assert isinstance(x, float)
             assert abs(x - (40 + true_dx)) < 0.25 and abs(y - 40) < 0.25
+
+
+@pytest.mark.parametrize("channels", [2, 4])
+def test_pyramid_and_exact_agree_for_two_and_four_channels(channels):
+    """The pyramid's channel-specialised downsampling and lane sums cover every channel count
+    the facade accepts, not only gray and BGR."""
+    for img, tpl in realistic_pairs(12, seed=5 + channels)[::2]:  # the 3-channel pairs
+        extra = [img[..., :1]] if channels == 4 else []
+        extra_t = [tpl[..., :1]] if channels == 4 else []
+        img_c = np.ascontiguousarray(np.concatenate([img[..., :channels - len(extra)]] + extra, axis=2))
+        tpl_c = np.ascontiguousarray(np.concatenate([tpl[..., :channels - len(extra_t)]] + extra_t, axis=2))
+        ex = K.match_template(img_c, tpl_c, mode="exact")
+        py = K.match_template(img_c, tpl_c, mode="pyramid")
+        assert img_c.shape[2] == channels
+        assert max(abs(ex[0] - py[0]), abs(ex[1] - py[1])) <= 1
+        if ex[:2] == py[:2]:
+            assert ex[2] == py[2]  # the pyramid's final scores are exact-mode scores
