@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple, Union
 
+import cv2
 import numpy as np
 
 from microexp import _kernels
@@ -26,45 +27,48 @@ MATCH_MODES = ("exact", "pyramid")
 _DIRECT_LIMIT = 2_000_000
 
 
-def _fft_size(n: int) -> int:
-    """Smallest 2,3,5-smooth integer >= n (fast sizes for NumPy's pocketfft)."""
-    m = n
-    while True:
-        k = m
-        for p in (2, 3, 5):
-            while k % p == 0:
-                k //= p
-        if k == 1:
-            return m
-        m += 1
-
-
 def _ccorr_fft(image: np.ndarray, template: np.ndarray) -> np.ndarray:
     """Exact integer correlation sums sum(T * I) at every placement.
 
-    float64 FFTs of the 128-centred data; the rounding error stays far below 0.5 for any image
-    that fits in memory (|error| ~ 1e-16 * log(n) * ||I|| * ||T||), so rounding recovers the
-    exact integers. The centring terms are added back in integer arithmetic.
+    float64 DFTs (OpenCV's, about 4x faster than NumPy's on this machine) of the 128-centred
+    data, correlation by conjugate spectrum products summed over channels. The rounding error
+    stays far below 0.5 (|error| ~ 1e-16 * log(n) * ||I|| * ||T||), so rounding recovers the
+    exact integers; the largest distance to an integer is checked anyway, so a failure of that
+    assumption raises instead of returning wrong sums. The centring terms are added back in
+    integer arithmetic.
     """
-    img = image if image.ndim == 3 else image[..., None]
-    tpl = template if template.ndim == 3 else template[..., None]
-    rows, cols, cn = img.shape
-    h, w = tpl.shape[:2]
-    fh, fw = _fft_size(rows), _fft_size(cols)
+    img_planes, tpl_planes = cv2.split(image), cv2.split(template)
+    rows, cols = image.shape[:2]
+    h, w = template.shape[:2]
+    fh, fw = cv2.getOptimalDFTSize(rows), cv2.getOptimalDFTSize(cols)
+    padded_img = np.zeros((fh, fw), np.float64)
+    padded_tpl = np.zeros((fh, fw), np.float64)
     spectrum = None
-    for k in range(cn):
-        fi = np.fft.rfft2(img[..., k].astype(np.float64) - 128.0, (fh, fw))
-        ft = np.fft.rfft2(tpl[::-1, ::-1, k].astype(np.float64) - 128.0, (fh, fw))
-        spectrum = fi * ft if spectrum is None else spectrum + fi * ft
-    full = np.fft.irfft2(spectrum, (fh, fw))
+    for img_k, tpl_k in zip(img_planes, tpl_planes):
+        np.subtract(img_k, 128.0, out=padded_img[:rows, :cols])
+        np.subtract(tpl_k, 128.0, out=padded_tpl[:h, :w])
+        fi = cv2.dft(padded_img, nonzeroRows=rows)
+        ft = cv2.dft(padded_tpl, nonzeroRows=h)
+        product = cv2.mulSpectrums(fi, ft, 0, conjB=True)  # correlation, not convolution
+        spectrum = product if spectrum is None else cv2.add(spectrum, product)
+    full = cv2.dft(spectrum, flags=cv2.DFT_INVERSE | cv2.DFT_REAL_OUTPUT | cv2.DFT_SCALE)
     oh, ow = rows - h + 1, cols - w + 1
-    centred = np.rint(full[h - 1 : h - 1 + oh, w - 1 : w - 1 + ow]).astype(np.int64)
-    # sum(T*I) = sum((T-128)(I-128)) + 128*sum_window(I) + 128*sum(T) - 128^2 * n
-    integral = np.zeros((rows + 1, cols + 1), np.int64)
-    integral[1:, 1:] = img.sum(axis=2, dtype=np.int64).cumsum(0).cumsum(1)
+    valid = full[:oh, :ow]
+    rounded = np.rint(valid)
+    worst = float(np.max(np.abs(valid - rounded)))
+    if worst > 0.25:
+        raise RuntimeError(f"match_template: FFT correlation drifted {worst:.3f} from integers "
+                           f"for image {image.shape} and template {template.shape}")
+    # sum(T*I) = sum((T-128)(I-128)) + 128*sum_window(I) + 128*sum(T) - 128^2 * n.
+    # Window sums from the integral of the channel sum, in float64 (exact below 2^53).
+    channel_sum = sum(p.astype(np.float64) for p in img_planes) if len(img_planes) > 1 \
+        else img_planes[0]
+    integral = cv2.integral(channel_sum, sdepth=cv2.CV_64F)
     window = integral[h:, w:] - integral[:-h, w:] - integral[h:, :-w] + integral[:-h, :-w]
-    n = h * w * cn
-    return centred + 128 * window + 128 * int(tpl.sum(dtype=np.int64)) - 128 * 128 * n
+    template_sum = int(sum(cv2.sumElems(template)))
+    n = h * w * len(tpl_planes)
+    return (rounded.astype(np.int64) + 128 * window.astype(np.int64) + 128 * template_sum
+            - 128 * 128 * n)
 
 
 def _direct_cost(image: np.ndarray, template: np.ndarray) -> int:
