@@ -294,4 +294,23 @@ PYBIND11_MODULE(_kernels, m) {
     });
 
     m.def("cpu_has_fma", &cpu_has_fma);
+
+    // Test hook: the HSV->BGR step of encode_hsv28 by itself (S = 255).
+    m.def("_hsv_to_bgr", [](const py::object& hue, const py::object& value) {
+        const std::string fn = "_hsv_to_bgr";
+        py::array h = as_array<std::uint8_t>(hue, fn, "hue", "uint8");
+        py::array v = as_array<std::uint8_t>(value, fn, "value", "uint8");
+        if (h.ndim() != 2 || v.ndim() != 2 || h.shape(0) != v.shape(0) || h.shape(1) != v.shape(1))
+            fail_value(fn, "value", "must be 2-D and shaped like 'hue'");
+        if (!(h.flags() & py::array::c_style) || !(v.flags() & py::array::c_style))
+            fail_value(fn, "hue", "and 'value' must be C-contiguous");
+        const py::ssize_t rows = h.shape(0), cols = h.shape(1);
+        const std::uint8_t* hp = static_cast<const std::uint8_t*>(h.data());
+        for (py::ssize_t i = 0; i < rows * cols; ++i)
+            if (hp[i] > 180) fail_value(fn, "hue", "must be in 0..180");
+        py::array_t<std::uint8_t> o({rows, cols, (py::ssize_t)3});
+        hsv_to_bgr_u8(hp, static_cast<const std::uint8_t*>(v.data()), (int)rows, (int)cols,
+                      o.mutable_data());
+        return o;
+    });
 }

@@ -178,6 +178,19 @@ void encode_hsv28(const ViewF& flow_in, bool zero_nonfinite, std::uint8_t* out) 
                    kMapSize);
 }
 
+void hsv_to_bgr_u8(const std::uint8_t* hue, const std::uint8_t* value, int rows, int cols,
+                   std::uint8_t* bgr) {
+    const std::size_t n = (std::size_t)rows * cols;
+    std::vector<float> mag(value, value + n);  // V = trunc(V * 1 + 0) exactly
+    std::vector<std::uint8_t> planes(3 * n);
+    const int vector_cols = cols / hsv_vector_block() * hsv_vector_block();
+    polar_passes().value_bgr(hue, mag.data(), rows, cols, vector_cols, 1.f, 0.f,
+                             scalar_hsv_table().bgr, planes.data(), planes.data() + n,
+                             planes.data() + 2 * n);
+    for (std::size_t i = 0; i < n; ++i)
+        for (int k = 0; k < 3; ++k) bgr[3 * i + k] = planes[k * n + i];
+}
+
 void encode_uvs28(const ViewF& flow_in, bool zero_nonfinite, float scale, float* out) {
     thread_local std::vector<float> clean, u, v, strain;
     const ViewF flow = finite_flow(flow_in, zero_nonfinite, clean);

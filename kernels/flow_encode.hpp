@@ -25,6 +25,11 @@ void encode_uvs28(const ViewF& flow, bool zero_nonfinite, float scale, float* ou
 // corner) on the 28x28 grid. `in` and `out` must not overlap.
 void compose_regions(const float* in, const double* landmarks, float* out);
 
+// The HSV->BGR step of encode_hsv28 alone (S = 255), on (rows, cols) planes of H and V, into
+// interleaved BGR: for tests that check every (H, V) pair against cv2.cvtColor.
+void hsv_to_bgr_u8(const std::uint8_t* hue, const std::uint8_t* value, int rows, int cols,
+                   std::uint8_t* bgr);
+
 // The CPU feature that decides which OpenCV code path we reproduce.
 bool cpu_has_fma();
 

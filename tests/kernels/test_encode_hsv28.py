@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 
@@ -47,3 +48,22 @@ def test_nonfinite_raises_by_default_and_zero_policy_reads_zero_motion():
     cleaned[3, 4] = 0
     cleaned[10, 11] = 0
     np.testing.assert_array_equal(K.encode_hsv28(bad, nonfinite="zero"), reference_hsv28(cleaned))
+
+
+@pytest.mark.parametrize("cols", [256, 31, 188])
+def test_every_hue_value_pair_converts_like_opencv(cols):
+    """HSV->BGR with S = 255 for all 181 x 256 (H, V) pairs: rows of 256 are all vector-path
+    columns, rows of 31 all scalar-tail columns (OpenCV's vector blocks are 32 or 16 wide),
+    rows of 188 mix both."""
+    hue, value = np.meshgrid(np.arange(181, dtype=np.uint8), np.arange(256, dtype=np.uint8),
+                             indexing="ij")
+    if cols != 256:  # the same pairs, wrapped into rows of `cols`
+        hue, value = hue.ravel(), value.ravel()
+        rows = -(-hue.size // cols)
+        pad = rows * cols - hue.size
+        hue = np.concatenate([hue, np.zeros(pad, np.uint8)]).reshape(rows, cols)
+        value = np.concatenate([value, np.zeros(pad, np.uint8)]).reshape(rows, cols)
+        hue, value = np.ascontiguousarray(hue), np.ascontiguousarray(value)
+    hsv = np.dstack([hue, np.full_like(hue, 255), value])
+    expected = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+    np.testing.assert_array_equal(K._kernels._hsv_to_bgr(hue, value), expected)
