@@ -1,0 +1,51 @@
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+
+from microexp.edge.cli import main
+
+from .fixtures import make_megc, make_samm_au
+
+
+def test_train_loso_and_fit_on_a_composite_fixture(tmp_path, capsys):
+    data = make_megc(tmp_path / "megc")
+    out = tmp_path / "run"
+    args = ["train", "loso", "--set", "megc", "--data", str(data), "--out", str(out),
+            "--preset", "cnn", "--epochs", "2", "--workers", "1", "--json"]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["protocol"] == "honest" and summary["folds"] == 4
+    assert set(summary["per_dataset"]) == {"samm", "casme2", "smic"}
+    assert (out / "summary.md").is_file() and (out / "summary.png").is_file()
+    ckpt = tmp_path / "model.pt"
+    assert main(["train", "fit", "--set", "megc", "--data", str(data), "--out", str(ckpt),
+                 "--preset", "cnn", "--epochs", "1", "--metrics", str(out / "summary.json")]) == 0
+    card = ckpt.with_suffix(".md").read_text()
+    assert "negative, positive, surprise" in card and "uvs28-regions" in card
+
+    from microexp.training.checkpoint import load_checkpoint
+    model, exp, meta = load_checkpoint(ckpt)
+    assert meta["labels"] == ["negative", "positive", "surprise"] and meta["output_kind"] == "logits"
+
+
+def test_train_split_on_an_au_fixture(tmp_path, capsys):
+    data = make_samm_au(tmp_path / "au")
+    assert main(["train", "split", "--set", "samm-au", "--data", str(data), "--out", str(tmp_path / "s"),
+                 "--test-subjects", "sub006", "--preset", "cnn", "--input", "whole", "--epochs", "2",
+                 "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["task"] == "au" and "AU04" in summary["au"]["f1"]
+
+
+def test_unknown_subject_and_corrupt_checkpoint_are_named(tmp_path):
+    data = make_samm_au(tmp_path / "au")
+    with pytest.raises(SystemExit, match="sub999"):
+        main(["train", "split", "--set", "samm-au", "--data", str(data), "--out", str(tmp_path / "s"),
+              "--test-subjects", "sub999", "--preset", "cnn", "--epochs", "1"])
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    from microexp.training.checkpoint import load_checkpoint
+    with pytest.raises(ValueError, match="bad.pt"):
+        load_checkpoint(bad)

@@ -1,0 +1,81 @@
+"""Training checkpoints that describe themselves: weights plus everything the export and the
+runtime need to use them (task, label order, input encoding, flow method, normalisation)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List
+
+import torch
+from torch import nn
+
+from .experiment import Experiment, build_model
+from .loso import atomic_torch_save
+
+# How the public maps were made (DESIGN.md sections 4 and 6): what a runtime must reproduce.
+INPUT_DESCRIPTIONS = {
+    "megc": {"encoding": "uvs28", "channels": ["u", "v", "strain"],
+             "flow": "as published with the MEGC2019 composite in the official HTNet repository "
+                     "(u, v, optical strain of onset->apex, each min-max normalised to 0..255, "
+                     "28x28 PNG)"},
+    "samm-au": {"encoding": "hsv28", "channels": ["B", "G", "R"],
+                "flow": "cv2.calcOpticalFlowFarneback(pyr_scale=0.5, levels=3, winsize=15, "
+                        "iterations=3, poly_n=5, poly_sigma=1.2, flags=0) on 224x224 aligned "
+                        "gray crops, onset->apex (samm-optflow-28)"},
+}
+
+
+def save_checkpoint(path, model: nn.Module, exp: Experiment, *, dataset: str, labels: List[str],
+                    metrics: Dict[str, object], provenance: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    desc = INPUT_DESCRIPTIONS[dataset]
+    encoding = desc["encoding"] + ("-regions" if exp.input == "composite" and dataset == "megc" else "")
+    meta = {
+        "task": "emotion" if exp.task == "emotion" else "au",
+        "labels": list(labels),
+        "input_encoding": encoding,
+        "input_channels": desc["channels"],
+        "input_scale": exp.scale,
+        "flow_method": desc["flow"],
+        "output_kind": "logits",
+        "dataset": dataset,
+        "provenance": provenance,
+        "metrics": metrics,
+    }
+    atomic_torch_save(path, {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                             "experiment": exp.to_dict(), "metadata": meta})
+    return path
+
+
+def load_checkpoint(path):
+    """(model in eval mode, Experiment, metadata)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+        exp = Experiment.from_dict(payload["experiment"])
+        meta = payload["metadata"]
+    except Exception as err:  # a truncated or foreign file
+        raise ValueError(f"checkpoint {path} is not a microexp training checkpoint: {err}") from err
+    model = build_model(exp, len(meta["labels"]))
+    model.load_state_dict(payload["state_dict"])
+    return model.eval(), exp, meta
+
+
+def model_card(meta: Dict[str, object], exp: Experiment, command: str) -> str:
+    lines = [f"# Model card: {meta['task']} model ({exp.model})", "",
+             f"- Produced by: `{command}`",
+             f"- Data: {meta['provenance']}",
+             "- Licence note: trained on features derived from SAMM / CASME II / SMIC, which are "
+             "licensed for research use; these weights are for research use under the same terms.",
+             f"- Task: {meta['task']}; outputs: {meta['output_kind']} in this label order: "
+             f"{', '.join(meta['labels'])}",
+             f"- Input: {meta['input_encoding']} (channels {', '.join(meta['input_channels'])}), "
+             f"values 0..255 times {meta['input_scale']:.6g}",
+             f"- Flow the training inputs were made with: {meta['flow_method']}",
+             f"- Experiment: `{exp.to_dict()}`",
+             "- Protocol and metrics (LOSO, all folds pooled):"]
+    for k, v in meta["metrics"].items():
+        lines.append(f"  - {k}: {v}")
+    return "\n".join(lines) + "\n"

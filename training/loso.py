@@ -1,0 +1,220 @@
+"""Leave-one-subject-out training and evaluation, resumable and parallel over folds.
+
+Data in: maps (N, 3, 28, 28) float32 0..255, targets (N,) class ids or (N, A) 0/1, subjects.
+Each fold trains a fresh model on every other subject and predicts the held-out subject:
+* honest: the model after the fixed number of epochs, the fixed AU threshold;
+* oracle-epoch: after every epoch the test fold is scored and the epoch with the best
+  accuracy on it is kept (ties go to the later epoch), as the official HTNet code does. This
+  selects on the test set; it exists only to reproduce the published table.
+A finished fold is written to <out>/folds/<subject>.json; an unfinished one keeps
+<out>/folds/<subject>.pt (model, optimiser, epoch, RNG) every `checkpoint_every` epochs, so a
+run that is interrupted resumes where it stopped.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import tempfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .experiment import Experiment, build_model
+from .regions import compose_batch, flip_maps
+
+_SHARED: Dict[str, object] = {}  # the data, inherited by forked fold workers
+
+
+def atomic_write_json(path: Path, payload) -> None:
+    """Write JSON to a temporary file and rename it: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(payload, f, indent=1)
+    os.replace(tmp, path)
+
+
+def atomic_torch_save(path: Path, payload) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def prepare_inputs(exp: Experiment, maps: np.ndarray, rng: Optional[np.random.Generator] = None) -> torch.Tensor:
+    """Model input from whole maps: optional random flip (training only), region composite,
+    scaling."""
+    x = maps
+    if rng is not None and exp.flip:
+        chosen = rng.random(len(x)) < 0.5
+        x = x.copy()
+        x[chosen] = flip_maps(x[chosen])
+    if exp.input == "composite":
+        x = compose_batch(x)
+    return torch.from_numpy(np.ascontiguousarray(x * exp.scale, dtype=np.float32))
+
+
+def loss_function(exp: Experiment, train_targets: np.ndarray, num_outputs: int) -> nn.Module:
+    if exp.task == "emotion":
+        weight = None
+        if exp.class_balance:
+            counts = np.bincount(train_targets, minlength=num_outputs).astype(np.float64)
+            weight = torch.tensor(counts.sum() / np.maximum(counts, 1) / num_outputs, dtype=torch.float32)
+        return nn.CrossEntropyLoss(weight=weight)
+    positives = train_targets.sum(axis=0)
+    negatives = len(train_targets) - positives
+    pos_weight = torch.tensor(negatives / np.maximum(positives, 1), dtype=torch.float32)
+    return nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+
+
+def default_device() -> torch.device:
+    """CPU unless CUDA is present (MICROEXP_DEVICE overrides)."""
+    return torch.device(os.environ.get("MICROEXP_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def predict(exp: Experiment, model: nn.Module, x: torch.Tensor, batch: int = 256) -> np.ndarray:
+    """Class ids (emotion) or 0/1 decisions at the fixed threshold (au)."""
+    model.eval()
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        logits = torch.cat([model(x[i:i + batch].to(device)).cpu() for i in range(0, len(x), batch)])
+    if exp.task == "emotion":
+        return logits.argmax(1).numpy()
+    return (torch.sigmoid(logits) >= exp.threshold).numpy().astype(np.int64)
+
+
+def num_outputs_for(exp: Experiment, targets: np.ndarray) -> int:
+    return 3 if exp.task == "emotion" else targets.shape[1]
+
+
+def train_model(exp: Experiment, maps: np.ndarray, targets: np.ndarray, *,
+                epoch_callback: Optional[Callable[[int, nn.Module], None]] = None,
+                state: Optional[dict] = None, checkpoint: Optional[Callable[[dict], None]] = None,
+                checkpoint_every: int = 0) -> nn.Module:
+    """Train one model on (maps, targets) for exp.epochs epochs; resumes from `state`."""
+    torch.manual_seed(exp.seed)
+    rng = np.random.default_rng(exp.seed)
+    device = default_device()
+    outputs = num_outputs_for(exp, targets)
+    model = build_model(exp, outputs).to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=exp.lr, weight_decay=exp.weight_decay)
+    criterion = loss_function(exp, targets, outputs).to(device)
+    y = torch.from_numpy(targets.astype(np.int64 if exp.task == "emotion" else np.float32)).to(device)
+    start = 1
+    if state is not None:
+        model.load_state_dict(state["model"])  # saved from the same device kind
+        optimiser.load_state_dict(state["optimiser"])
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        start = state["epoch"] + 1
+    for epoch in range(start, exp.epochs + 1):
+        model.train()
+        x = prepare_inputs(exp, maps, rng).to(device)
+        order = torch.from_numpy(rng.permutation(len(x))).to(device)
+        for i in range(0, len(x), exp.batch_size):
+            idx = order[i:i + exp.batch_size]
+            if len(idx) < 2 and len(x) >= 2:
+                continue  # BatchNorm needs two samples; the remainder rejoins next epoch
+            optimiser.zero_grad()
+            loss = criterion(model(x[idx]), y[idx])
+            loss.backward()
+            optimiser.step()
+        if epoch_callback is not None:
+            epoch_callback(epoch, model)
+        if checkpoint is not None and checkpoint_every and epoch % checkpoint_every == 0 and epoch < exp.epochs:
+            checkpoint({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                        "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                        "epoch": epoch})
+    return model
+
+
+def run_fold(exp: Experiment, subject: str, out_dir: Optional[Path], checkpoint_every: int = 10) -> dict:
+    maps, targets, subjects = _SHARED["maps"], _SHARED["targets"], _SHARED["subjects"]
+    test = subjects == subject
+    train = ~test
+    x_test = prepare_inputs(exp, maps[test])
+    y_test = targets[test]
+    best = {"accuracy": -1.0, "epoch": 0, "pred": None}
+
+    def on_epoch(epoch: int, model: nn.Module):
+        if exp.protocol != "oracle-epoch":
+            return
+        pred = predict(exp, model, x_test)
+        accuracy = float(np.mean(np.all(pred.reshape(len(pred), -1) == y_test.reshape(len(pred), -1), axis=1)))
+        if best["accuracy"] <= accuracy:  # ties go to the later epoch, as in the official code
+            best.update(accuracy=accuracy, epoch=epoch, pred=pred)
+
+    ckpt_path = out_dir / "folds" / f"{subject}.pt" if out_dir else None
+    state = None
+    if ckpt_path is not None and ckpt_path.is_file():
+        state = torch.load(ckpt_path, weights_only=False)
+        best.update(state.get("oracle_best", {}))
+    checkpoint = None
+    if ckpt_path is not None:
+        ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+
+        def checkpoint(payload):
+            atomic_torch_save(ckpt_path, dict(payload, oracle_best=dict(best)))
+
+    torch.set_num_threads(int(_SHARED.get("threads", 1)))
+    model = train_model(exp, maps[train], targets[train], epoch_callback=on_epoch, state=state,
+                        checkpoint=checkpoint, checkpoint_every=checkpoint_every)
+    pred = best["pred"] if exp.protocol == "oracle-epoch" else predict(exp, model, x_test)
+    result = {"subject": subject, "indices": np.flatnonzero(test).tolist(),
+              "pred": np.asarray(pred).tolist(), "true": y_test.tolist(),
+              "epoch": best["epoch"] if exp.protocol == "oracle-epoch" else exp.epochs}
+    if out_dir is not None:
+        atomic_write_json(out_dir / "folds" / f"{subject}.json", result)
+        if ckpt_path.is_file():
+            ckpt_path.unlink()
+    return result
+
+
+def _init_worker(shared):
+    _SHARED.update(shared)
+
+
+def run_loso(exp: Experiment, maps: np.ndarray, targets: np.ndarray, subjects: Sequence[str],
+             out_dir=None, workers: int = 1, folds: Optional[Sequence[str]] = None,
+             progress: bool = True, checkpoint_every: int = 10) -> List[dict]:
+    """All LOSO folds (or the named ones); finished folds found in out_dir are reused."""
+    subjects = np.asarray(subjects)
+    out_dir = Path(out_dir) if out_dir else None
+    todo, done = [], []
+    for s in (folds if folds is not None else sorted(set(subjects.tolist()))):
+        if s not in set(subjects.tolist()):
+            raise ValueError(f"run_loso: no samples for subject {s!r}")
+        finished = out_dir / "folds" / f"{s}.json" if out_dir else None
+        if finished is not None and finished.is_file():
+            done.append(json.loads(finished.read_text()))
+        else:
+            todo.append(s)
+    shared = {"maps": maps, "targets": targets, "subjects": subjects,
+              "threads": max(1, (os.cpu_count() or 1) // max(1, workers))}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(todo) + len(done), initial=len(done), desc="LOSO folds", unit="fold")
+    if workers <= 1 or len(todo) <= 1:
+        _init_worker(shared)
+        for s in todo:
+            done.append(run_fold(exp, s, out_dir, checkpoint_every))
+            if bar:
+                bar.update(1)
+    else:
+        ctx = mp.get_context("fork")
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(shared,)) as pool:
+            futures = [pool.submit(run_fold, exp, s, out_dir, checkpoint_every) for s in todo]
+            for f in as_completed(futures):
+                done.append(f.result())
+                if bar:
+                    bar.update(1)
+    if bar:
+        bar.close()
+    return sorted(done, key=lambda r: r["subject"])

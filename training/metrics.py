@@ -1,0 +1,56 @@
+"""Recognition and detection metrics as DESIGN.md section 7 defines them.
+
+All functions take the predictions of every LOSO fold concatenated (never averaged per fold)."""
+from __future__ import annotations
+
+from typing import Dict, Sequence
+
+import numpy as np
+
+
+def confusion(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int) -> np.ndarray:
+    """(num_classes, num_classes) counts, rows = truth, columns = prediction."""
+    m = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(m, (np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)), 1)
+    return m
+
+
+def uf1_uar(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int) -> Dict[str, float]:
+    """Unweighted F1 and unweighted average recall over the classes.
+
+    F1_c = 2TP / (2TP + FP + FN); recall_c = TP / N_c. A class with no samples in y_true has
+    no recall and is left out of UAR; its F1 is 0 if it was predicted, else it is left out of
+    UF1 too (no samples and no predictions: nothing to score).
+    """
+    m = confusion(y_true, y_pred, num_classes)
+    f1s, recalls = [], []
+    for c in range(num_classes):
+        tp = m[c, c]
+        fn = m[c].sum() - tp
+        fp = m[:, c].sum() - tp
+        if m[c].sum() > 0:
+            recalls.append(tp / m[c].sum())
+        if 2 * tp + fp + fn > 0:
+            f1s.append(2 * tp / (2 * tp + fp + fn))
+    return {"uf1": float(np.mean(f1s)) if f1s else float("nan"),
+            "uar": float(np.mean(recalls)) if recalls else float("nan")}
+
+
+def binary_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """F1 of one binary label; 0 when there are no positives and none predicted is undefined,
+    returned as NaN."""
+    y_true, y_pred = np.asarray(y_true, bool), np.asarray(y_pred, bool)
+    tp = np.sum(y_true & y_pred)
+    denom = 2 * tp + np.sum(~y_true & y_pred) + np.sum(y_true & ~y_pred)
+    return float(2 * tp / denom) if denom else float("nan")
+
+
+def per_au_f1(y_true: np.ndarray, y_pred: np.ndarray, names: Sequence[str],
+              min_positives: int = 10) -> Dict[str, object]:
+    """Per-AU F1 over all folds' predictions, and the mean over AUs with >= min_positives."""
+    scores = {name: binary_f1(y_true[:, i], y_pred[:, i]) for i, name in enumerate(names)}
+    positives = {name: int(y_true[:, i].sum()) for i, name in enumerate(names)}
+    frequent = [n for n in names if positives[n] >= min_positives]
+    mean = float(np.mean([scores[n] for n in frequent])) if frequent else float("nan")
+    return {"f1": scores, "positives": positives, "frequent": frequent,
+            f"mean_f1_min{min_positives}": mean}

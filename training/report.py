@@ -1,0 +1,108 @@
+"""LOSO results -> pooled metrics, JSON, a markdown table and a PNG.
+
+Metrics are computed on all folds' predictions concatenated (DESIGN.md section 7)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .experiment import Experiment
+from .loso import atomic_write_json
+from .metrics import confusion, per_au_f1, uf1_uar
+
+EMOTIONS = ("negative", "positive", "surprise")
+
+
+def pooled(folds: List[dict]):
+    order = np.concatenate([np.asarray(f["indices"]) for f in folds])
+    pred = np.concatenate([np.asarray(f["pred"]) for f in folds])
+    true = np.concatenate([np.asarray(f["true"]) for f in folds])
+    return order, true, pred
+
+
+def summarise(exp: Experiment, folds: List[dict], datasets: Optional[Sequence[str]] = None,
+              au_names: Optional[Sequence[str]] = None) -> Dict[str, object]:
+    order, true, pred = pooled(folds)
+    summary: Dict[str, object] = {"protocol": exp.protocol, "task": exp.task,
+                                  "experiment": exp.to_dict(), "folds": len(folds),
+                                  "samples": int(len(true))}
+    if exp.task == "emotion":
+        summary["full"] = uf1_uar(true, pred, 3)
+        summary["confusion"] = confusion(true, pred, 3).tolist()
+        if datasets is not None:
+            names = np.asarray(datasets)[order]
+            summary["per_dataset"] = {d: uf1_uar(true[names == d], pred[names == d], 3)
+                                      for d in sorted(set(names.tolist()))}
+        summary["per_fold"] = {f["subject"]: float(np.mean(np.asarray(f["pred"]) == np.asarray(f["true"])))
+                               for f in folds}
+    else:
+        summary["au"] = per_au_f1(true, pred, list(au_names))
+        summary["per_fold"] = {f["subject"]: float(np.mean(np.asarray(f["pred"]) == np.asarray(f["true"])))
+                               for f in folds}
+    return summary
+
+
+def markdown(summary: Dict[str, object]) -> str:
+    lines = [f"protocol: **{summary['protocol']}**, task: {summary['task']}, "
+             f"{summary['folds']} folds, {summary['samples']} samples", ""]
+    if summary["task"] == "emotion":
+        lines += ["| set | UF1 | UAR |", "|---|---|---|",
+                  f"| Full | {summary['full']['uf1']:.4f} | {summary['full']['uar']:.4f} |"]
+        for d, m in summary.get("per_dataset", {}).items():
+            lines.append(f"| {d} | {m['uf1']:.4f} | {m['uar']:.4f} |")
+    else:
+        au = summary["au"]
+        lines += ["| AU | positives | F1 |", "|---|---|---|"]
+        for name in sorted(au["f1"], key=lambda n: -au["positives"][n]):
+            if au["positives"][name] > 0:
+                lines.append(f"| {name} | {au['positives'][name]} | {au['f1'][name]:.4f} |")
+        key = next(k for k in au if k.startswith("mean_f1"))
+        lines.append(f"| mean over AUs with >= 10 positives ({', '.join(au['frequent'])}) | | {au[key]:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: Dict[str, object], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    if summary["task"] == "emotion":
+        m = np.asarray(summary["confusion"])
+        axes[0].imshow(m, cmap="Blues")
+        for (i, j), v in np.ndenumerate(m):
+            axes[0].text(j, i, str(v), ha="center", va="center")
+        axes[0].set_xticks(range(3), EMOTIONS)
+        axes[0].set_yticks(range(3), EMOTIONS)
+        axes[0].set_xlabel("predicted")
+        axes[0].set_ylabel("true")
+        axes[0].set_title(f"UF1 {summary['full']['uf1']:.3f}  UAR {summary['full']['uar']:.3f}")
+    else:
+        au = summary["au"]
+        names = [n for n in sorted(au["f1"], key=lambda n: -au["positives"][n]) if au["positives"][n] >= 3]
+        axes[0].bar(names, [0 if np.isnan(au["f1"][n]) else au["f1"][n] for n in names])
+        axes[0].set_ylabel("F1")
+        axes[0].tick_params(axis="x", rotation=60)
+        axes[0].set_title("per-AU F1 (AUs with >= 3 positives)")
+    folds = summary["per_fold"]
+    axes[1].bar(range(len(folds)), list(folds.values()))
+    axes[1].set_xlabel("held-out subject (sorted)")
+    axes[1].set_ylabel("accuracy (exact match)")
+    axes[1].set_title(f"per-fold scores, protocol {summary['protocol']}")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(summary: Dict[str, object], out_dir) -> Dict[str, Path]:
+    out_dir = Path(out_dir)
+    paths = {"json": out_dir / "summary.json", "markdown": out_dir / "summary.md", "png": out_dir / "summary.png"}
+    atomic_write_json(paths["json"], summary)
+    tmp = paths["markdown"].with_suffix(".md.tmp")
+    tmp.write_text(markdown(summary))
+    tmp.replace(paths["markdown"])
+    plot(summary, paths["png"])
+    return paths
