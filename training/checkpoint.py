@@ -79,3 +79,19 @@ def model_card(meta: Dict[str, object], exp: Experiment, command: str) -> str:
     for k, v in meta["metrics"].items():
         lines.append(f"  - {k}: {v}")
     return "\n".join(lines) + "\n"
+
+
+def save_stream_checkpoint(path, model: nn.Module, *, labels: List[str], metrics: Dict[str, object],
+                           provenance: str, spec: Dict[str, object]) -> Path:
+    """The streaming CNN-LSTM: its config, weights and what its per-step input and output are."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"task": "spotting", "labels": list(labels), "input_encoding": "uvs28",
+            "input_channels": ["u", "v", "strain"], "input_scale": 1 / 255,
+            "flow_method": "runtime encode_uvs28 of onset->current flow; trained on sequences "
+                           "built from the MEGC composite maps (training/sequences.py)",
+            "output_kind": "logits", "state": {"hidden": model.hidden},
+            "provenance": provenance, "sequence_spec": spec, "metrics": metrics}
+    atomic_torch_save(path, {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                             "model": "cnn_lstm", "config": model.config, "metadata": meta})
+    return path

@@ -54,3 +54,44 @@ def per_au_f1(y_true: np.ndarray, y_pred: np.ndarray, names: Sequence[str],
     mean = float(np.mean([scores[n] for n in frequent])) if frequent else float("nan")
     return {"f1": scores, "positives": positives, "frequent": frequent,
             f"mean_f1_min{min_positives}": mean}
+
+
+def intervals(active: Sequence[bool]):
+    """Runs of True as inclusive (start, end) frame pairs."""
+    out, start = [], None
+    for i, a in enumerate(list(active) + [False]):
+        if a and start is None:
+            start = i
+        elif not a and start is not None:
+            out.append((start, i - 1))
+            start = None
+    return out
+
+
+def interval_iou(a, b) -> float:
+    """IoU of inclusive frame intervals (length = end - start + 1)."""
+    inter = min(a[1], b[1]) - max(a[0], b[0]) + 1
+    if inter <= 0:
+        return 0.0
+    return inter / ((a[1] - a[0] + 1) + (b[1] - b[0] + 1) - inter)
+
+
+def spotting_scores(truth, predicted, iou: float = 0.5) -> Dict[str, float]:
+    """MEGC spotting: a prediction is a true positive when its IoU with a not yet matched
+    ground-truth interval is >= `iou`. `truth`/`predicted`: lists (one per video) of interval
+    lists. Precision = matched / predicted, recall = matched / ground truth, pooled."""
+    matched = n_true = n_pred = 0
+    for gt, pr in zip(truth, predicted):
+        n_true += len(gt)
+        n_pred += len(pr)
+        free = list(gt)
+        for p in pr:
+            best = max(free, key=lambda g: interval_iou(p, g), default=None)
+            if best is not None and interval_iou(p, best) >= iou:
+                matched += 1
+                free.remove(best)
+    precision = matched / n_pred if n_pred else 0.0
+    recall = matched / n_true if n_true else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"tp": matched, "n_true": n_true, "n_pred": n_pred, "precision": precision,
+            "recall": recall, "f1": f1}
