@@ -25,7 +25,7 @@ INPUT_DESCRIPTIONS = {
 
 
 def save_checkpoint(path, model: nn.Module, exp: Experiment, *, dataset: str, labels: List[str],
-                    metrics: Dict[str, object], provenance: str) -> Path:
+                    metrics: Dict[str, object], provenance: str, thresholds=None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     desc = INPUT_DESCRIPTIONS[dataset]
@@ -38,6 +38,9 @@ def save_checkpoint(path, model: nn.Module, exp: Experiment, *, dataset: str, la
         "input_scale": exp.scale,
         "flow_method": desc["flow"],
         "output_kind": "logits",
+        # AU decision thresholds on sigmoid(logits), in label order (chosen without test data)
+        "thresholds": (list(map(float, thresholds)) if thresholds is not None
+                       else [exp.threshold] * len(labels)) if exp.task == "au" else None,
         "dataset": dataset,
         "provenance": provenance,
         "metrics": metrics,
@@ -73,6 +76,7 @@ def model_card(meta: Dict[str, object], exp: Experiment, command: str) -> str:
              f"{', '.join(meta['labels'])}",
              f"- Input: {meta['input_encoding']} (channels {', '.join(meta['input_channels'])}), "
              f"values 0..255 times {meta['input_scale']:.6g}",
+             *( [f"- AU thresholds on sigmoid(logits): {meta['thresholds']}"] if meta.get("thresholds") else []),
              f"- Flow the training inputs were made with: {meta['flow_method']}",
              f"- Experiment: `{exp.to_dict()}`",
              "- Protocol and metrics (LOSO, all folds pooled):"]

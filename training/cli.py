@@ -50,6 +50,7 @@ def experiment_from_args(args):
                       scale=args.scale, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       weight_decay=args.weight_decay, flip=args.flip, class_balance=args.class_balance,
                       protocol=getattr(args, "protocol", "honest"), threshold=args.threshold,
+                      inner_thresholds=args.inner_thresholds,
                       seed=args.seed, **preset)
 
 
@@ -61,13 +62,15 @@ def add_common(p):
     p.add_argument("--model-args", help="JSON overriding the preset's model arguments")
     p.add_argument("--input", choices=("composite", "whole"), default="composite")
     p.add_argument("--scale", type=float, default=1 / 255, help="input multiplier (1.0 = raw 0..255)")
-    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--flip", action="store_true", help="mirror augmentation (negates u)")
     p.add_argument("--class-balance", action="store_true")
     p.add_argument("--threshold", type=float, default=0.5, help="fixed AU decision threshold")
+    p.add_argument("--inner-thresholds", action="store_true",
+                   help="AU: choose per-AU thresholds on an inner split of the training subjects")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -179,10 +182,14 @@ def run(args, argv=None):
         metrics = json.loads(Path(args.metrics).read_text()) if args.metrics else {}
         if metrics and metrics.get("experiment", {}) != {**exp.to_dict(), "protocol": metrics.get("protocol")}:
             print("warning: --metrics comes from a run with other settings than this fit", file=sys.stderr)
+        thresholds = None
+        if exp.task == "au" and exp.inner_thresholds:
+            from .loso import inner_thresholds
+            thresholds = inner_thresholds(exp, maps, targets, subjects)
         model = train_model(exp, maps, targets)
         brief = {k: metrics[k] for k in ("protocol", "full", "per_dataset", "au", "command") if k in metrics}
         path = save_checkpoint(args.out, model, exp, dataset=args.set, labels=labels, metrics=brief,
-                               provenance=provenance)
+                               provenance=provenance, thresholds=thresholds)
         card = Path(args.out).with_suffix(".md")
         card.write_text(model_card(json.loads(json.dumps(
             __import__("torch").load(path, weights_only=False)["metadata"])), exp, command))

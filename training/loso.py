@@ -36,6 +36,7 @@ def atomic_write_json(path: Path, payload) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         json.dump(payload, f, indent=1)
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600
     os.replace(tmp, path)
 
 
@@ -43,6 +44,7 @@ def atomic_torch_save(path: Path, payload) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.close(fd)
     torch.save(payload, tmp)
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600
     os.replace(tmp, path)
 
 
@@ -77,15 +79,44 @@ def default_device() -> torch.device:
     return torch.device(os.environ.get("MICROEXP_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
-def predict(exp: Experiment, model: nn.Module, x: torch.Tensor, batch: int = 256) -> np.ndarray:
-    """Class ids (emotion) or 0/1 decisions at the fixed threshold (au)."""
+def logits_of(model: nn.Module, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
     model.eval()
     device = next(model.parameters()).device
     with torch.no_grad():
-        logits = torch.cat([model(x[i:i + batch].to(device)).cpu() for i in range(0, len(x), batch)])
+        return torch.cat([model(x[i:i + batch].to(device)).cpu() for i in range(0, len(x), batch)])
+
+
+def predict(exp: Experiment, model: nn.Module, x: torch.Tensor, thresholds=None) -> np.ndarray:
+    """Class ids (emotion) or 0/1 decisions (au) at `thresholds` (default: exp.threshold)."""
+    logits = logits_of(model, x)
     if exp.task == "emotion":
         return logits.argmax(1).numpy()
-    return (torch.sigmoid(logits) >= exp.threshold).numpy().astype(np.int64)
+    t = exp.threshold if thresholds is None else torch.as_tensor(thresholds, dtype=torch.float32)
+    return (torch.sigmoid(logits) >= t).numpy().astype(np.int64)
+
+
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
+
+
+def inner_thresholds(exp: Experiment, maps: np.ndarray, targets: np.ndarray,
+                     subjects: np.ndarray) -> np.ndarray:
+    """Per-AU thresholds chosen without the test fold: train on 80% of these (training)
+    subjects, pick for each AU the grid threshold with the best F1 on the other 20%. An AU
+    with no positive in the inner validation keeps exp.threshold."""
+    from .metrics import binary_f1
+    names = sorted(set(subjects.tolist()))
+    rng = np.random.default_rng(exp.seed)
+    val_subjects = rng.choice(names, size=max(1, len(names) // 5), replace=False)
+    val = np.isin(subjects, val_subjects)
+    model = train_model(exp, maps[~val], targets[~val])
+    probs = torch.sigmoid(logits_of(model, prepare_inputs(exp, maps[val]))).numpy()
+    chosen = np.full(targets.shape[1], exp.threshold, np.float32)
+    for j in range(targets.shape[1]):
+        if targets[val, j].sum() == 0:
+            continue
+        scores = [binary_f1(targets[val, j], probs[:, j] >= t) for t in THRESHOLD_GRID]
+        chosen[j] = THRESHOLD_GRID[int(np.nanargmax(scores))]
+    return chosen
 
 
 def num_outputs_for(exp: Experiment, targets: np.ndarray) -> int:
@@ -162,12 +193,16 @@ def run_fold(exp: Experiment, subject: str, out_dir: Optional[Path], checkpoint_
             atomic_torch_save(ckpt_path, dict(payload, oracle_best=dict(best)))
 
     torch.set_num_threads(int(_SHARED.get("threads", 1)))
+    thresholds = None
+    if exp.task == "au" and exp.inner_thresholds:
+        thresholds = inner_thresholds(exp, maps[train], targets[train], subjects[train])
     model = train_model(exp, maps[train], targets[train], epoch_callback=on_epoch, state=state,
                         checkpoint=checkpoint, checkpoint_every=checkpoint_every)
-    pred = best["pred"] if exp.protocol == "oracle-epoch" else predict(exp, model, x_test)
+    pred = best["pred"] if exp.protocol == "oracle-epoch" else predict(exp, model, x_test, thresholds)
     result = {"subject": subject, "indices": np.flatnonzero(test).tolist(),
               "pred": np.asarray(pred).tolist(), "true": y_test.tolist(),
-              "epoch": best["epoch"] if exp.protocol == "oracle-epoch" else exp.epochs}
+              "epoch": best["epoch"] if exp.protocol == "oracle-epoch" else exp.epochs,
+              "thresholds": None if thresholds is None else thresholds.tolist()}
     if out_dir is not None:
         atomic_write_json(out_dir / "folds" / f"{subject}.json", result)
         if ckpt_path.is_file():

@@ -49,3 +49,15 @@ def test_unknown_subject_and_corrupt_checkpoint_are_named(tmp_path):
     from microexp.training.checkpoint import load_checkpoint
     with pytest.raises(ValueError, match="bad.pt"):
         load_checkpoint(bad)
+
+
+def test_au_fit_stores_thresholds_chosen_on_an_inner_split(tmp_path):
+    data = make_samm_au(tmp_path / "au")
+    ckpt = tmp_path / "au.pt"
+    assert main(["train", "fit", "--set", "samm-au", "--data", str(data), "--out", str(ckpt),
+                 "--preset", "cnn", "--input", "whole", "--epochs", "1", "--inner-thresholds"]) == 0
+    from microexp.training.checkpoint import load_checkpoint
+    _, exp, meta = load_checkpoint(ckpt)
+    assert meta["task"] == "au" and meta["input_encoding"] == "hsv28"
+    assert len(meta["thresholds"]) == len(meta["labels"]) and exp.inner_thresholds
+    assert "thresholds" in ckpt.with_suffix(".md").read_text()

@@ -109,3 +109,23 @@ def test_bad_experiment_settings_are_named():
         Experiment(protocol="best")
     with pytest.raises(ValueError, match="task"):
         Experiment(task="valence")
+
+
+def test_inner_thresholds_never_see_the_test_subject(monkeypatch):
+    rng = np.random.default_rng(1)
+    maps = rng.uniform(0, 255, (30, 3, 28, 28)).astype(np.float32)
+    targets = (rng.random((30, 2)) < 0.4).astype(np.int64)
+    subjects = np.repeat(["a", "b", "c", "d", "e", "f"], 5)
+    exp = Experiment(task="au", epochs=1, inner_thresholds=True, **TINY)
+    seen = []
+    original = loso.train_model
+
+    def spy(e, m, t, **kw):
+        seen.append(m.shape[0])
+        return original(e, m, t, **kw)
+
+    monkeypatch.setattr(loso, "train_model", spy)
+    fold = loso.run_loso(exp, maps, targets, subjects, folds=["a"], progress=False)[0]
+    # inner model on 4 of the 5 training subjects (20 maps), final model on all 5 (25 maps)
+    assert seen == [20, 25]
+    assert len(fold["thresholds"]) == 2 and all(0 < t < 1 for t in fold["thresholds"])
