@@ -1,0 +1,108 @@
+"""Model latency: PyTorch eager, ONNX Runtime fp32 and int8 (and TensorRT where present), at
+batch 1 and 8, one thread and all threads, side by side in one run.
+
+    python -m microexp.export.bench [--models DIR] [--repeats N] [--json]
+
+DIR holds <name>.pt checkpoints (default: the package's training/checkpoints); each is
+exported to ONNX and quantised into a temporary folder first.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _timed(fn, repeats: int, warmup: int = 5):
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1e3)
+    return float(np.percentile(samples, 50)), float(np.percentile(samples, 99))
+
+
+def _ort_session(path, threads: int):
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def run(models_dir: Path, repeats: int):
+    import torch
+
+    from .onnx_export import export_onnx, load_any_checkpoint, realistic_inputs
+    from .quantize import quantize_int8
+    rows = []
+    all_threads = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as tmp:
+        for ckpt in sorted(models_dir.glob("*.pt")):
+            model, meta, kind = load_any_checkpoint(ckpt)
+            fp32 = export_onnx(ckpt, Path(tmp) / f"{ckpt.stem}.onnx").onnx_path
+            int8 = quantize_int8(fp32, Path(tmp) / f"{ckpt.stem}.int8.onnx", calibration_samples=64)
+            maps = realistic_inputs(meta["input_encoding"], 8) * float(meta["input_scale"])
+            for batch in (1, 8):
+                x = np.ascontiguousarray(maps[:batch])
+                feed = {"input": x}
+                if kind == "stream":
+                    state = np.zeros((batch, model.hidden), np.float32)
+                    feed.update(h=state, c=state)
+                for threads in sorted({1, all_threads}):
+                    torch.set_num_threads(threads)
+                    tx = {k: torch.from_numpy(v) for k, v in feed.items()}
+                    with torch.no_grad():
+                        fn = (lambda: model.step(tx["input"], tx["h"], tx["c"])) if kind == "stream" \
+                            else (lambda: model(tx["input"]))
+                        p50, p99 = _timed(fn, repeats)
+                    rows.append(dict(model=ckpt.stem, backend="pytorch-eager", batch=batch, threads=threads, p50_ms=p50, p99_ms=p99))
+                    for name, path in (("ort-fp32", fp32), ("ort-int8", int8)):
+                        sess = _ort_session(path, threads)
+                        p50, p99 = _timed(lambda: sess.run(None, feed), repeats)
+                        rows.append(dict(model=ckpt.stem, backend=name, batch=batch, threads=threads, p50_ms=p50, p99_ms=p99))
+    for r in rows:
+        r["fps"] = r["batch"] * 1e3 / r["p50_ms"]
+    try:
+        from .tensorrt_build import TensorRTUnavailable, _require
+        _require()
+        trt_note = "available (engines are benchmarked by `microexp export --trt`)"
+    except Exception as err:  # TensorRTUnavailable or anything the probe raises
+        trt_note = f"skipped: {err}"
+    return {"cpu": platform.processor() or platform.machine(), "cores": all_threads,
+            "repeats": repeats, "tensorrt": trt_note, "results": rows}
+
+
+def print_table(report):
+    print(f"{report['cores']} cores, {report['repeats']} calls per row; TensorRT: {report['tensorrt']}")
+    head = f"{'model':14s} {'backend':14s} {'batch':>5s} {'threads':>7s} {'p50 ms':>8s} {'p99 ms':>8s} {'FPS':>9s}"
+    print(head)
+    print("-" * len(head))
+    for r in report["results"]:
+        print(f"{r['model']:14s} {r['backend']:14s} {r['batch']:5d} {r['threads']:7d} "
+              f"{r['p50_ms']:8.3f} {r['p99_ms']:8.3f} {r['fps']:9.0f}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default=str(Path(__file__).resolve().parents[1] / "training" / "checkpoints"))
+    p.add_argument("--repeats", type=int, default=200)
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    models = Path(args.models)
+    if not any(models.glob("*.pt")):
+        p.error(f"no .pt checkpoints in {models}")
+    report = run(models, args.repeats)
+    print(json.dumps(report, indent=1)) if args.json else print_table(report)
+
+
+if __name__ == "__main__":
+    main()

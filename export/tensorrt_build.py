@@ -1,0 +1,139 @@
+"""TensorRT engines from our ONNX files (FP32, FP16, INT8 with a calibrator fed by realistic
+encoded inputs), cached by GPU model and TensorRT version. Needs an NVIDIA GPU and the
+`tensorrt` package (the [trt] extra); without them every entry point raises TensorRTUnavailable
+with the reason."""
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .onnx_export import realistic_inputs
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+class TensorRTUnavailable(RuntimeError):
+    pass
+
+
+def _require():
+    try:
+        import tensorrt as trt
+    except ImportError as err:
+        raise TensorRTUnavailable("TensorRT paths need the tensorrt package "
+                                  "(pip install 'microexp-edge[trt]') and an NVIDIA GPU") from err
+    try:
+        import ctypes
+        ctypes.CDLL("libcuda.so.1")
+    except OSError as err:
+        raise TensorRTUnavailable("TensorRT paths need an NVIDIA GPU and driver (libcuda.so.1 not found)") from err
+    return trt
+
+
+def gpu_name() -> str:
+    import subprocess
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, check=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError) as err:
+        raise TensorRTUnavailable(f"no NVIDIA GPU visible (nvidia-smi: {err})") from err
+    return out.strip().splitlines()[0]
+
+
+def engine_path(onnx_path, precision: str, cache_dir=None) -> Path:
+    """Cache key: ONNX content hash, precision, GPU model, TensorRT version."""
+    trt = _require()
+    onnx_path = Path(onnx_path)
+    digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()[:16]
+    gpu = re.sub(r"[^A-Za-z0-9]+", "-", gpu_name()).strip("-")
+    cache = Path(cache_dir) if cache_dir else onnx_path.parent / "engines"
+    return cache / f"{onnx_path.stem}-{digest}-{precision}-{gpu}-trt{trt.__version__}.engine"
+
+
+def build_engine(onnx_path, precision: str = "fp16", cache_dir=None, batch: int = 8,
+                 calibration_samples: int = 256, encoding: Optional[str] = None) -> Path:
+    if precision not in PRECISIONS:
+        raise ValueError(f"build_engine: precision must be one of {PRECISIONS}, got {precision!r}")
+    trt = _require()
+    path = engine_path(onnx_path, precision, cache_dir)
+    if path.is_file():
+        return path
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(Path(onnx_path).read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise ValueError(f"build_engine: TensorRT cannot parse {onnx_path}: {errors}")
+    config = builder.create_builder_config()
+    profile = builder.create_optimization_profile()
+    for i in range(network.num_inputs):
+        inp = network.get_input(i)
+        shape = list(inp.shape)
+        lo, opt, hi = ([1] + shape[1:], [batch] + shape[1:], [max(batch, 32)] + shape[1:])
+        profile.set_shape(inp.name, lo, opt, hi)
+    config.add_optimization_profile(profile)
+    if precision == "fp16":
+        config.set_flag(trt.BuilderFlag.FP16)
+    if precision == "int8":
+        config.set_flag(trt.BuilderFlag.INT8)
+        config.int8_calibrator = _calibrator(trt, realistic_inputs(encoding or "uvs28", calibration_samples),
+                                             path.with_suffix(".calib"))
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise RuntimeError(f"build_engine: TensorRT failed to build {onnx_path} ({precision})")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(bytes(serialized))
+    tmp.replace(path)
+    return path
+
+
+def _calibrator(trt, maps: np.ndarray, cache: Path):
+    import torch  # device buffers for the calibrator
+
+    class Calibrator(trt.IInt8EntropyCalibrator2):
+        def __init__(self):
+            super().__init__()
+            self.i = 0
+            self.buf = torch.empty((1, 3, 28, 28), device="cuda")
+
+        def get_batch_size(self):
+            return 1
+
+        def get_batch(self, names):
+            if self.i >= len(maps):
+                return None
+            self.buf.copy_(torch.from_numpy(maps[self.i:self.i + 1]))
+            self.i += 1
+            return [int(self.buf.data_ptr())]
+
+        def read_calibration_cache(self):
+            return cache.read_bytes() if cache.is_file() else None
+
+        def write_calibration_cache(self, data):
+            cache.write_bytes(bytes(data))
+
+    return Calibrator()
+
+
+def load_engine(path):
+    """Deserialise an engine; one built by another TensorRT version is refused by name."""
+    trt = _require()
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"load_engine: {path} does not exist")
+    m = re.search(r"-trt([0-9.]+)\.engine$", path.name)
+    if m and m.group(1) != trt.__version__:
+        raise ValueError(f"load_engine: {path.name} was built by TensorRT {m.group(1)}, this is "
+                         f"{trt.__version__}; rebuild it with build_engine")
+    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+    engine = runtime.deserialize_cuda_engine(path.read_bytes())
+    if engine is None:
+        raise ValueError(f"load_engine: TensorRT could not deserialise {path} (corrupt, or built "
+                         "for another TensorRT version or GPU)")
+    return engine
