@@ -85,6 +85,8 @@ def build_parser(parser=None):
     loso.add_argument("--workers", type=int, default=0, help="parallel folds (0: one per core, CPU only)")
     loso.add_argument("--folds", help="comma-separated subjects to run (default: all)")
     loso.add_argument("--checkpoint-every", type=int, default=10)
+    loso.add_argument("--int8-eval", action="store_true",
+                      help="also export each fold's model to ONNX and INT8 and score those predictions")
     split = sub.add_parser("split", help="one model, the named subjects held out")
     add_common(split)
     split.add_argument("--test-subjects", required=True)
@@ -160,7 +162,8 @@ def run(args, argv=None):
             workers = 1  # one process owns the GPU
         folds = args.folds.split(",") if args.folds else None
         results = run_loso(exp, maps, targets, subjects, out_dir=args.out, workers=workers,
-                           folds=folds, checkpoint_every=args.checkpoint_every)
+                           folds=folds, checkpoint_every=args.checkpoint_every,
+                           int8_eval=args.int8_eval, dataset=args.set, labels=labels)
         summary = summarise(exp, results, datasets, labels if exp.task == "au" else None)
         summary["command"] = command
         paths = write_report(summary, args.out)

@@ -199,7 +199,11 @@ def run_fold(exp: Experiment, subject: str, out_dir: Optional[Path], checkpoint_
     model = train_model(exp, maps[train], targets[train], epoch_callback=on_epoch, state=state,
                         checkpoint=checkpoint, checkpoint_every=checkpoint_every)
     pred = best["pred"] if exp.protocol == "oracle-epoch" else predict(exp, model, x_test, thresholds)
-    result = {"subject": subject, "indices": np.flatnonzero(test).tolist(),
+    if _SHARED.get("int8_eval"):
+        extra = onnx_predictions(exp, model, maps[test], thresholds)
+    else:
+        extra = {}
+    result = {**extra, "subject": subject, "indices": np.flatnonzero(test).tolist(),
               "pred": np.asarray(pred).tolist(), "true": y_test.tolist(),
               "epoch": best["epoch"] if exp.protocol == "oracle-epoch" else exp.epochs,
               "thresholds": None if thresholds is None else thresholds.tolist()}
@@ -210,13 +214,42 @@ def run_fold(exp: Experiment, subject: str, out_dir: Optional[Path], checkpoint_
     return result
 
 
+def onnx_predictions(exp: Experiment, model: nn.Module, test_maps: np.ndarray, thresholds) -> dict:
+    """The fold's model exported to ONNX and quantised to INT8 (microexp.export), predicting the
+    held-out subject with ONNX Runtime: the accuracy change of deployment, fold by fold."""
+    import onnxruntime as ort
+
+    from microexp.export.onnx_export import export_onnx
+    from microexp.export.quantize import quantize_int8
+
+    from .checkpoint import save_checkpoint
+    labels = _SHARED["labels"]
+    x = prepare_inputs(exp, test_maps).numpy()
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = save_checkpoint(Path(tmp) / "fold.pt", model.cpu(), exp, dataset=_SHARED["dataset"],
+                               labels=labels, metrics={}, provenance="LOSO fold", thresholds=thresholds)
+        fp32 = export_onnx(ckpt, Path(tmp) / "fold.onnx", parity_samples=8).onnx_path
+        int8 = quantize_int8(fp32, Path(tmp) / "fold.int8.onnx", calibration_samples=64)
+        for name, path in (("pred_ort_fp32", fp32), ("pred_ort_int8", int8)):
+            logits = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+            if exp.task == "emotion":
+                pred = logits.argmax(1)
+            else:
+                t = exp.threshold if thresholds is None else np.asarray(thresholds)
+                pred = (1 / (1 + np.exp(-logits)) >= t).astype(np.int64)
+            out[name] = pred.tolist()
+    return out
+
+
 def _init_worker(shared):
     _SHARED.update(shared)
 
 
 def run_loso(exp: Experiment, maps: np.ndarray, targets: np.ndarray, subjects: Sequence[str],
              out_dir=None, workers: int = 1, folds: Optional[Sequence[str]] = None,
-             progress: bool = True, checkpoint_every: int = 10) -> List[dict]:
+             progress: bool = True, checkpoint_every: int = 10, int8_eval: bool = False,
+             dataset: str = "", labels: Optional[Sequence[str]] = None) -> List[dict]:
     """All LOSO folds (or the named ones); finished folds found in out_dir are reused."""
     subjects = np.asarray(subjects)
     out_dir = Path(out_dir) if out_dir else None
@@ -230,7 +263,8 @@ def run_loso(exp: Experiment, maps: np.ndarray, targets: np.ndarray, subjects: S
         else:
             todo.append(s)
     shared = {"maps": maps, "targets": targets, "subjects": subjects,
-              "threads": max(1, (os.cpu_count() or 1) // max(1, workers))}
+              "threads": max(1, (os.cpu_count() or 1) // max(1, workers)),
+              "int8_eval": int8_eval, "dataset": dataset, "labels": list(labels or [])}
     bar = None
     if progress:
         from tqdm import tqdm

@@ -24,6 +24,18 @@ def pooled(folds: List[dict]):
 
 def summarise(exp: Experiment, folds: List[dict], datasets: Optional[Sequence[str]] = None,
               au_names: Optional[Sequence[str]] = None) -> Dict[str, object]:
+    summary = _summarise(exp, folds, datasets, au_names)
+    # Deployment check (--int8-eval): the same folds predicted by ONNX Runtime, fp32 and INT8.
+    for key in ("pred_ort_fp32", "pred_ort_int8"):
+        if folds and all(key in f for f in folds):
+            variant = [dict(f, pred=f[key]) for f in folds]
+            summary[key.replace("pred_", "")] = {k: v for k, v in _summarise(exp, variant, datasets, au_names).items()
+                                                 if k in ("full", "per_dataset", "au", "confusion")}
+    return summary
+
+
+def _summarise(exp: Experiment, folds: List[dict], datasets: Optional[Sequence[str]] = None,
+               au_names: Optional[Sequence[str]] = None) -> Dict[str, object]:
     order, true, pred = pooled(folds)
     summary: Dict[str, object] = {"protocol": exp.protocol, "task": exp.task,
                                   "experiment": exp.to_dict(), "folds": len(folds),
@@ -60,6 +72,14 @@ def markdown(summary: Dict[str, object]) -> str:
                 lines.append(f"| {name} | {au['positives'][name]} | {au['f1'][name]:.4f} |")
         key = next(k for k in au if k.startswith("mean_f1"))
         lines.append(f"| mean over AUs with >= 10 positives ({', '.join(au['frequent'])}) | | {au[key]:.4f} |")
+    for variant in ("ort_fp32", "ort_int8"):
+        if variant in summary:
+            v = summary[variant]
+            if "full" in v:
+                lines.append(f"\n{variant}: Full UF1 {v['full']['uf1']:.4f}, UAR {v['full']['uar']:.4f}")
+            else:
+                key = next(k for k in v["au"] if k.startswith("mean_f1"))
+                lines.append(f"\n{variant}: mean F1 (>= 10 positives) {v['au'][key]:.4f}")
     return "\n".join(lines) + "\n"
 
 

@@ -61,3 +61,13 @@ def test_au_fit_stores_thresholds_chosen_on_an_inner_split(tmp_path):
     assert meta["task"] == "au" and meta["input_encoding"] == "hsv28"
     assert len(meta["thresholds"]) == len(meta["labels"]) and exp.inner_thresholds
     assert "thresholds" in ckpt.with_suffix(".md").read_text()
+
+
+def test_loso_int8_eval_scores_the_exported_models_too(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    data = make_megc(tmp_path / "megc")
+    assert main(["train", "loso", "--set", "megc", "--data", str(data), "--out", str(tmp_path / "r"),
+                 "--preset", "cnn", "--epochs", "2", "--workers", "1", "--int8-eval", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["ort_fp32"]["full"] == summary["full"]  # ONNX Runtime fp32 agrees with PyTorch
+    assert 0 <= summary["ort_int8"]["full"]["uf1"] <= 1
