@@ -10,11 +10,14 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="microexp", description="facial micro-expression analysis at the edge")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="analyse a video, folder of frames or camera", add_help=False)
     sub.add_parser("train", help="train and evaluate models (needs the [train] extra)", add_help=False)
     sub.add_parser("export", help="checkpoint -> ONNX / INT8 / TensorRT (needs the [train] extra)", add_help=False)
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
         return 0 if argv else 2
+    if argv[0] == "run":
+        return run_command(argv[1:])
     if argv[0] == "train":
         try:
             from microexp.training import cli as training_cli
@@ -34,6 +37,73 @@ def main(argv=None) -> int:
         return export_cli.run(export_cli.build_parser(argparse.ArgumentParser(prog="microexp export")).parse_args(argv[1:]))
     parser.parse_args(argv)  # prints the usage error for an unknown command
     return 2
+
+
+def run_command(argv) -> int:
+    import json
+    from pathlib import Path
+
+    p = argparse.ArgumentParser(prog="microexp run", description="per-frame AU probabilities, motion and "
+                                "micro-expression events for a video, a folder of frames or a camera")
+    p.add_argument("source", help="video file, folder of frames (SAMM/CASME II layout), camera index, "
+                   "/dev/videoN, v4l2://, csi://N, rtsp://..., or a GStreamer pipeline")
+    p.add_argument("--out", default="microexp_out", help="output folder (default: microexp_out)")
+    p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    p.add_argument("--flow", default="farneback", help="farneback (reference), dis-ultrafast, dis-fast, dis-medium")
+    p.add_argument("--reference", default="fixed", choices=("fixed", "lag", "refresh"))
+    p.add_argument("--fps", type=float, help="override the source's frame rate (folders default to 200)")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--au-model", help="ONNX AU model (default: the shipped one)")
+    p.add_argument("--emotion-model", help="ONNX emotion model (default: the shipped one; 'none' to skip)")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    from .outputs import EventWriter, FrameWriter
+    from .pipeline import Pipeline, PipelineConfig
+    from .sources import FrameSource
+    overrides = dict(flow=args.flow, reference=args.reference, threads=args.threads)
+    if args.au_model:
+        overrides["au_model"] = args.au_model
+    if args.emotion_model:
+        overrides["emotion_model"] = None if args.emotion_model == "none" else args.emotion_model
+    try:
+        pipe = Pipeline(PipelineConfig(**overrides))
+        source = FrameSource(args.source, fps=args.fps)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"microexp run: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    au_names = pipe.au_model.labels if pipe.au_model else []
+    emotions = pipe.emotion_model.labels if pipe.emotion_model else []
+    frames_path = out / f"frames.{args.format}"
+    try:
+        total = len(source)
+    except TypeError:
+        total = None
+    if args.max_frames:
+        total = min(total, args.max_frames) if total else args.max_frames
+    done = lost = 0
+    with FrameWriter(frames_path, au_names, emotions, args.format) as rows:
+        events = EventWriter(out / "events.jsonl")
+        try:
+            for result in pipe.stream(source):
+                rows.write(result)
+                if result.event is not None:
+                    events.write(result.event)
+                done += 1
+                lost += not result.success
+                if total and (done % 25 == 0 or done == total):
+                    print(f"\r{done}/{total} frames", end="", file=sys.stderr, flush=True)
+                if args.max_frames and done >= args.max_frames:
+                    break
+        except KeyboardInterrupt:
+            print("\ninterrupted: the rows written so far are complete", file=sys.stderr)
+        finally:
+            events.close()
+            source.close()
+    print(file=sys.stderr)
+    print(json.dumps({"frames": done, "lost": lost, "events": events.count,
+                      "rows": str(frames_path), "events_file": str(events.path)}))
+    return 0
 
 
 if __name__ == "__main__":

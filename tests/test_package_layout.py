@@ -21,6 +21,11 @@ def test_runtime_imports_without_torch():
     code = (
         "import sys; sys.modules['torch'] = None\n"  # any `import torch` now raises ImportError
         "import microexp.edge, microexp.kernels\n"
+        "import microexp.edge.pipeline, microexp.edge.outputs, microexp.edge.cli\n"
+        "import numpy as np, warnings\n"
+        "warnings.simplefilter('ignore')\n"
+        "pipe = microexp.edge.pipeline.Pipeline.from_defaults()\n"  # runs end to end on ORT alone
+        "assert not pipe.process(np.zeros((64, 64, 3), np.uint8)).success\n"
         "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

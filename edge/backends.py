@@ -1,0 +1,59 @@
+"""Model backends behind one small interface: `OnnxModel(path).run(batch) -> logits`.
+
+ONNX Runtime with the providers that are installed (TensorRT, CUDA, CPU, in that order of
+preference) unless told otherwise; the model's metadata_props configure the caller (labels,
+input encoding and scale, thresholds, streaming state)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+REQUIRED = ("task", "labels", "input_encoding", "input_scale", "output_kind")
+
+
+def available_providers() -> List[str]:
+    import onnxruntime as ort
+    preferred = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    present = set(ort.get_available_providers())
+    return [p for p in preferred if p in present]
+
+
+class OnnxModel:
+    def __init__(self, path, threads: int = 1, providers: Optional[List[str]] = None):
+        import onnxruntime as ort
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"model {self.path} does not exist")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(self.path), opts, providers=providers or available_providers())
+        except Exception as err:
+            raise ValueError(f"model {self.path}: ONNX Runtime cannot load it: {err}") from err
+        props = self.session.get_modelmeta().custom_metadata_map
+        missing = [k for k in REQUIRED if k not in props]
+        if missing:
+            raise ValueError(f"model {self.path}: not a microexp model (metadata lacks {missing})")
+        self.meta: Dict[str, object] = dict(props)
+        self.task = props["task"]
+        self.labels: List[str] = json.loads(props["labels"])
+        self.encoding = props["input_encoding"]
+        self.scale = float(json.loads(props["input_scale"]))
+        self.flow_method = props.get("flow_method", "")
+        self.thresholds = np.asarray(json.loads(props["thresholds"]), np.float32) if "thresholds" in props else None
+        self.state_size = int(json.loads(props["state_size"])) if "state_size" in props else 0
+        self.providers = self.session.get_providers()
+
+    def run(self, batch: np.ndarray, state=None):
+        """Logits for a float32 (N, 3, 28, 28) batch of encoder values 0..255 (scaled here);
+        streaming models take and return (h, c)."""
+        x = np.ascontiguousarray(batch, np.float32) * np.float32(self.scale)
+        if self.state_size:
+            h, c = state if state is not None else (np.zeros((len(x), self.state_size), np.float32),) * 2
+            logits, h, c = self.session.run(None, {"input": x, "h": h, "c": c})
+            return logits, (h, c)
+        return self.session.run(None, {"input": x})[0]

@@ -1,0 +1,244 @@
+"""The per-frame pipeline: detect (reference frame and after tracking loss) -> align by
+template matching (native kernels) -> optical flow against the reference crop -> encode into
+the models' inputs (native kernels) -> AU probabilities, emotion, motion, events.
+
+    with Pipeline.from_defaults() as pipe:
+        for result in pipe.stream("clip.mp4"):
+            print(result.frame, result.au["AU12"], result.motion["motion"])
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterator, Optional, Tuple
+
+import cv2
+import numpy as np
+
+from microexp import kernels
+
+from .backends import OnnxModel
+from .detect import FaceDetector
+from .flow import FlowEstimator, describe
+from .sources import FrameSource
+from .spotting import Event, IntervalSpotter, region_motion
+
+MODELS = Path(__file__).parent / "models"
+REFERENCE_MODES = ("fixed", "lag", "refresh")
+
+
+@dataclass
+class PipelineConfig:
+    au_model: Optional[str] = str(MODELS / "au_edge.onnx")
+    emotion_model: Optional[str] = str(MODELS / "emotion_edge.onnx")
+    flow: str = "farneback"
+    crop_size: int = 224
+    margin: int = 40
+    match_mode: str = "pyramid"
+    track_threshold: float = 0.5  # NCC score below which the face is re-detected
+    reference: str = "fixed"  # 'fixed' | 'lag' | 'refresh'
+    lag_ms: float = 150.0  # 'lag': the reference is the frame this long ago
+    refresh_ms: float = 1000.0  # 'refresh': new reference after this long without an event
+    fps: float = 200.0  # used when the caller gives no timestamps
+    min_face: int = 40
+    threads: int = 1
+    spot_k: float = 6.0
+
+    def __post_init__(self):
+        if self.reference not in REFERENCE_MODES:
+            raise ValueError(f"PipelineConfig: reference must be one of {REFERENCE_MODES}, got {self.reference!r}")
+        if self.crop_size < 28:
+            raise ValueError(f"PipelineConfig: crop_size must be >= 28, got {self.crop_size}")
+
+
+@dataclass
+class FrameResult:
+    frame: int
+    timestamp: float
+    success: bool
+    confidence: float  # NCC score of the alignment (1.0 on a detection frame), 0 when lost
+    box: Optional[Tuple[int, int, int, int]]  # x1, y1, x2, y2
+    au: Dict[str, float] = field(default_factory=dict)
+    emotion: Dict[str, float] = field(default_factory=dict)
+    motion: Dict[str, float] = field(default_factory=dict)
+    latency_ms: Dict[str, float] = field(default_factory=dict)
+    event: Optional[Event] = None
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _softmax(x):
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+class Pipeline:
+    def __init__(self, config: Optional[PipelineConfig] = None):
+        self.config = c = config or PipelineConfig()
+        self.detector = FaceDetector(min_face=c.min_face, threads=c.threads)
+        self.flow = FlowEstimator(c.flow)
+        self.au_model = OnnxModel(c.au_model, c.threads) if c.au_model else None
+        self.emotion_model = OnnxModel(c.emotion_model, c.threads) if c.emotion_model else None
+        for model in (self.au_model, self.emotion_model):
+            if model is not None and model.flow_method and c.flow.split("-")[0] not in model.flow_method.lower():
+                warnings.warn(f"{model.path.name} was trained on inputs made with '{model.flow_method}', "
+                              f"the runtime computes '{describe(c.flow)}': its scores may shift")
+        self.spotter = IntervalSpotter(c.fps, k=c.spot_k)
+        self._crop = np.empty((c.crop_size, c.crop_size, 3), np.uint8)
+        self._hsv = np.empty((28, 28, 3), np.uint8)
+        self._input = np.empty((1, 3, 28, 28), np.float32)
+        self._uvs = np.empty((3, 28, 28), np.float32)
+        self.reset()
+
+    @classmethod
+    def from_defaults(cls, **overrides) -> "Pipeline":
+        return cls(PipelineConfig(**overrides))
+
+    def reset(self):
+        self.template = None
+        self.box = None
+        self.reference = None
+        self.landmarks28 = None
+        self.history = deque()
+        self.calm_since = None
+        self.count = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    @staticmethod
+    def _bgr(frame: np.ndarray) -> np.ndarray:
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8:
+            raise TypeError(f"Pipeline: frame must be a uint8 numpy array, got "
+                            f"{getattr(frame, 'dtype', type(frame).__name__)}")
+        if frame.ndim == 2:
+            return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        if frame.ndim == 3 and frame.shape[2] == 4:
+            return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+        if frame.ndim == 3 and frame.shape[2] == 3:
+            return frame
+        raise ValueError(f"Pipeline: frame must be gray, BGR or BGRA, got shape {frame.shape}")
+
+    def _acquire(self, frame: np.ndarray) -> bool:
+        faces = self.detector.detect(frame)
+        if not faces:
+            return False
+        f = faces[0]  # the largest face
+        h, w = frame.shape[:2]
+        x1, y1 = int(max(0, np.floor(f.box[0]))), int(max(0, np.floor(f.box[1])))
+        x2, y2 = int(min(w, np.ceil(f.box[2]))), int(min(h, np.ceil(f.box[3])))
+        if x2 - x1 < 16 or y2 - y1 < 16:
+            return False
+        self.box = (x1, y1, x2, y2)
+        self.template = np.ascontiguousarray(frame[y1:y2, x1:x2])
+        crop = cv2.resize(self.template, (self.config.crop_size, self.config.crop_size))
+        self.reference = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+        self.history.clear()
+        # Landmarks on the 28x28 grid of the crop, for the emotion model's region composite.
+        self.landmarks28 = (f.landmarks - [x1, y1]) / [x2 - x1, y2 - y1] * 28.0
+        return True
+
+    def process(self, frame: np.ndarray, index: Optional[int] = None,
+                timestamp: Optional[float] = None) -> FrameResult:
+        c = self.config
+        index = self.count if index is None else index
+        timestamp = index / c.fps if timestamp is None else timestamp
+        self.count += 1
+        lat = {}
+        t0 = time.perf_counter()
+        frame = self._bgr(frame)
+        confidence = 1.0
+        if self.template is None:
+            found = self._acquire(frame)
+            lat["detect"] = (time.perf_counter() - t0) * 1e3
+            if not found:
+                return FrameResult(index, timestamp, False, 0.0, None, latency_ms=lat)
+            crop = cv2.resize(self.template, (c.crop_size, c.crop_size))
+        else:
+            crop, box, confidence = kernels.align_crop(frame, self.template, self.box, margin=c.margin,
+                                                       size=(c.crop_size, c.crop_size),
+                                                       mode=c.match_mode, out=self._crop)
+            lat["align"] = (time.perf_counter() - t0) * 1e3
+            if confidence < c.track_threshold:
+                t1 = time.perf_counter()
+                self.reset_track()
+                found = self._acquire(frame)
+                lat["detect"] = (time.perf_counter() - t1) * 1e3
+                if not found:
+                    return FrameResult(index, timestamp, False, float(confidence), None, latency_ms=lat)
+                crop, confidence = cv2.resize(self.template, (c.crop_size, c.crop_size)), 1.0
+            else:
+                self.box = tuple(int(v) for v in box)
+        t1 = time.perf_counter()
+        gray = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+        reference = self._reference(gray, timestamp)
+        flow = self.flow(reference, gray)
+        lat["flow"] = (time.perf_counter() - t1) * 1e3
+        result = FrameResult(index, timestamp, True, float(confidence), self.box)
+        result.motion = region_motion(flow)
+        t2 = time.perf_counter()
+        if self.au_model is not None:
+            kernels.encode_hsv28(flow, out=self._hsv, nonfinite="zero")
+            self._input[0] = self._hsv.transpose(2, 0, 1)
+            lat["encode"] = (time.perf_counter() - t2) * 1e3
+            t3 = time.perf_counter()
+            probs = _sigmoid(self.au_model.run(self._input)[0])
+            lat["au_model"] = (time.perf_counter() - t3) * 1e3
+            result.au = {name: float(p) for name, p in zip(self.au_model.labels, probs)}
+        if self.emotion_model is not None:
+            t3 = time.perf_counter()
+            kernels.encode_uvs28(flow, out=self._uvs, scale=255.0, nonfinite="zero")
+            if self.emotion_model.encoding == "uvs28-regions":
+                kernels.compose_regions(self._uvs, self.landmarks28, out=self._input[0])
+            else:
+                self._input[0] = self._uvs
+            logits = self.emotion_model.run(self._input)[0]
+            result.emotion = {n: float(p) for n, p in zip(self.emotion_model.labels, _softmax(logits))}
+            lat["emotion_model"] = (time.perf_counter() - t3) * 1e3
+        result.event = self.spotter.update(index, timestamp, result.motion["motion"], result.au, result.emotion or None)
+        if result.event is None and self.spotter.open is None:
+            self.calm_since = timestamp if self.calm_since is None else self.calm_since
+        else:
+            self.calm_since = None
+        lat["total"] = (time.perf_counter() - t0) * 1e3
+        result.latency_ms = lat
+        return result
+
+    def reset_track(self):
+        self.template = None
+        self.reference = None
+
+    def _reference(self, gray: np.ndarray, timestamp: float) -> np.ndarray:
+        """The onset image the current crop is compared with (see PipelineConfig.reference)."""
+        c = self.config
+        if c.reference == "lag":
+            self.history.append((timestamp, gray.copy()))
+            while len(self.history) > 1 and timestamp - self.history[1][0] >= c.lag_ms / 1000:
+                self.history.popleft()
+            return self.history[0][1]
+        if c.reference == "refresh" and self.calm_since is not None and \
+                timestamp - self.calm_since >= c.refresh_ms / 1000:
+            self.reference = gray.copy()
+            self.calm_since = timestamp
+        return self.reference
+
+    def stream(self, source, fps: Optional[float] = None) -> Iterator[FrameResult]:
+        """Results for every frame of a source (anything FrameSource accepts, or a FrameSource)."""
+        src = source if isinstance(source, FrameSource) else FrameSource(source, fps=fps)
+        if src.fps:
+            self.config.fps = src.fps
+            self.spotter = IntervalSpotter(src.fps, k=self.config.spot_k)
+        try:
+            for frame in src:
+                yield self.process(frame.image, frame.index, frame.timestamp)
+        finally:
+            if src is not source:
+                src.close()

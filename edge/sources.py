@@ -1,0 +1,124 @@
+"""Frame sources: video files, folders of frames (SAMM / CASME II / SMIC layouts), cameras,
+V4L2 devices, RTSP and GStreamer pipelines, named with the URIs Jetson users know
+(csi://0, v4l2:///dev/video0, /dev/video0, rtsp://..., file://clip.mp4, a path, a folder).
+
+Every frame comes with its index and a timestamp in seconds: frame / fps for files and
+folders, wall-clock time since the first frame for live sources."""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, List, Optional, Union
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+
+
+@dataclass
+class Frame:
+    index: int
+    timestamp: float
+    image: np.ndarray
+
+
+def _frame_number(path: Path) -> int:
+    """The last run of digits in the name: 006_05562.jpg -> 5562, img46.jpg -> 46."""
+    digits = re.findall(r"\d+", path.stem)
+    return int(digits[-1]) if digits else -1
+
+
+class FrameSource:
+    """Iterate with `for frame in source`; `len(source)` is known for files and folders."""
+
+    def __init__(self, uri: Union[str, int, Path], fps: Optional[float] = None,
+                 width: Optional[int] = None, height: Optional[int] = None):
+        self.uri = str(uri)
+        self.live = False
+        self.files: List[Path] = []
+        self.capture = None
+        text = self.uri
+        if isinstance(uri, int) or text.isdigit():
+            self.capture = cv2.VideoCapture(int(text))
+            self.live = True
+        elif text.startswith("csi://"):
+            sensor = int(text[len("csi://"):] or 0)
+            w, h, r = width or 1280, height or 720, int(fps or 30)
+            pipeline = (f"nvarguscamerasrc sensor-id={sensor} ! video/x-raw(memory:NVMM),width={w},"
+                        f"height={h},framerate={r}/1 ! nvvidconv ! video/x-raw,format=BGRx ! "
+                        "videoconvert ! video/x-raw,format=BGR ! appsink drop=1")
+            self.capture = cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)
+            self.live = True
+        elif text.startswith("v4l2://") or text.startswith("/dev/video"):
+            device = text[len("v4l2://"):] if text.startswith("v4l2://") else text
+            self.capture = cv2.VideoCapture(device, cv2.CAP_V4L2)
+            self.live = True
+        elif "!" in text:  # a GStreamer pipeline string
+            self.capture = cv2.VideoCapture(text, cv2.CAP_GSTREAMER)
+            self.live = True
+        elif re.match(r"^(rtsp|rtp|http|https)://", text):
+            self.capture = cv2.VideoCapture(text)
+            self.live = True
+        else:
+            path = Path(text[len("file://"):] if text.startswith("file://") else text)
+            if path.is_dir():
+                self.files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
+                                    key=lambda p: (_frame_number(p), p.name))
+                if not self.files:
+                    raise ValueError(f"source {path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+                self.fps = float(fps or 200.0)  # SAMM and CASME II are 200 fps
+                return
+            if not path.exists():
+                raise FileNotFoundError(f"source {text}: no such file, folder or device")
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                self.files = [path]
+                self.fps = float(fps or 1.0)
+                return
+            self.capture = cv2.VideoCapture(str(path))
+        if self.capture is None or not self.capture.isOpened():
+            raise RuntimeError(f"source {text}: OpenCV could not open it")
+        if width:
+            self.capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+        if height:
+            self.capture.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+        reported = self.capture.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps or (reported if reported and reported > 0 else 30.0))
+
+    def __len__(self) -> int:
+        if self.files:
+            return len(self.files)
+        if self.capture is not None and not self.live:
+            return max(0, int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT)))
+        raise TypeError(f"source {self.uri}: a live source has no length")
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self.files:
+            for i, p in enumerate(self.files):
+                image = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+                if image is None:
+                    raise ValueError(f"source {self.uri}: cannot read image {p}")
+                yield Frame(i, i / self.fps, image)
+            return
+        start = None
+        i = 0
+        while True:
+            ok, image = self.capture.read()
+            if not ok:
+                break
+            now = time.monotonic()
+            start = now if start is None else start
+            yield Frame(i, (now - start) if self.live else i / self.fps, image)
+            i += 1
+
+    def close(self):
+        if self.capture is not None:
+            self.capture.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,82 @@
+"""Micro-expression events from the per-frame motion score.
+
+Motion: mean flow magnitude (px) over the aligned crop, and per facial region (brows/eyes,
+mouth). The interval detector keeps a running baseline (median and MAD of recent calm
+frames); an event opens when motion rises above baseline + k * MAD for at least `min_frames`
+frames, its apex is the frame of peak motion, and it closes when motion falls back below
+the threshold. Events shorter than `min_ms` or longer than `max_ms` are dropped (micro
+expressions last up to 500 ms)."""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import numpy as np
+
+
+@dataclass
+class Event:
+    onset_frame: int
+    apex_frame: int
+    offset_frame: int
+    onset_time: float
+    apex_time: float
+    offset_time: float
+    peak_motion: float
+    peak_au: Dict[str, float] = field(default_factory=dict)
+    emotion: Optional[Dict[str, float]] = None
+
+
+def region_motion(flow: np.ndarray) -> Dict[str, float]:
+    """Mean flow magnitude over the whole crop, its upper half (brows, eyes) and lower third
+    (mouth)."""
+    mag = np.sqrt(flow[..., 0] ** 2 + flow[..., 1] ** 2)
+    h = mag.shape[0]
+    return {"motion": float(mag.mean()), "motion_upper": float(mag[: h // 2].mean()),
+            "motion_lower": float(mag[2 * h // 3:].mean())}
+
+
+class IntervalSpotter:
+    def __init__(self, fps: float, k: float = 6.0, min_ms: float = 40.0, max_ms: float = 500.0,
+                 baseline_frames: int = 200, floor: float = 0.05):
+        self.fps, self.k, self.floor = fps, k, floor
+        self.min_frames = max(1, int(round(min_ms * fps / 1000)))
+        self.max_frames = max(self.min_frames, int(round(max_ms * fps / 1000)))
+        self.calm = deque(maxlen=baseline_frames)
+        self.open: Optional[dict] = None
+
+    def threshold(self) -> float:
+        if len(self.calm) < 5:
+            return float("inf")  # no baseline yet
+        values = np.asarray(self.calm)
+        med = float(np.median(values))
+        mad = float(np.median(np.abs(values - med))) * 1.4826
+        return med + max(self.k * mad, self.floor)
+
+    def update(self, frame: int, t: float, motion: float, au: Optional[Dict[str, float]] = None,
+               emotion: Optional[Dict[str, float]] = None) -> Optional[Event]:
+        """Feed one frame; returns an Event when one closes at this frame."""
+        above = motion > self.threshold()
+        if not above:
+            self.calm.append(motion)
+        if self.open is None:
+            if above:
+                self.open = dict(onset=(frame, t), apex=(frame, t), peak=motion, au=dict(au or {}),
+                                 emotion=emotion, last=frame)
+            return None
+        ev = self.open
+        if above:
+            ev["last"] = frame
+            if motion > ev["peak"]:
+                ev.update(apex=(frame, t), peak=motion, emotion=emotion)
+            for k, v in (au or {}).items():
+                ev["au"][k] = max(ev["au"].get(k, 0.0), v)
+            return None
+        self.open = None
+        length = ev["last"] - ev["onset"][0] + 1
+        if not self.min_frames <= length <= self.max_frames:
+            return None
+        end_t = ev["onset"][1] + (ev["last"] - ev["onset"][0]) / self.fps
+        return Event(ev["onset"][0], ev["apex"][0], ev["last"], ev["onset"][1], ev["apex"][1], end_t,
+                     ev["peak"], ev["au"], ev["emotion"])

@@ -1,0 +1,111 @@
+import csv
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from microexp.edge.cli import main
+from microexp.edge.pipeline import Pipeline, PipelineConfig
+from microexp.edge.sources import FrameSource
+
+from .clip import EVENT, make_clip
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return make_clip(tmp_path_factory.mktemp("clip"))
+
+
+@pytest.fixture(scope="module")
+def results(clip):
+    with pytest.warns(UserWarning, match="trained on inputs made with"):
+        pipe = Pipeline.from_defaults()
+    return list(pipe.stream(clip, fps=100))
+
+
+def test_every_frame_has_a_tracked_face(results):
+    assert len(results) == 60 and all(r.success for r in results)
+    assert all(r.confidence > 0.9 for r in results[1:])
+    assert results[0].latency_ms.keys() >= {"detect", "flow", "encode", "au_model", "total"}
+    assert results[1].latency_ms.keys() >= {"align", "flow", "encode", "au_model", "total"}
+    assert len(results[5].au) == 25 and all(0 <= p <= 1 for p in results[5].au.values())
+    assert abs(sum(results[5].emotion.values()) - 1) < 1e-5
+
+
+def test_planted_mouth_motion_moves_the_lower_face_not_the_brows(results):
+    apex = results[(EVENT[0] + EVENT[1]) // 2]
+    calm = results[5]
+    assert apex.motion["motion_lower"] > 5 * max(apex.motion["motion_upper"], 1e-3)
+    assert apex.motion["motion"] > 10 * max(calm.motion["motion"], 1e-3)
+
+
+def test_the_planted_event_is_spotted(results):
+    events = [r.event for r in results if r.event is not None]
+    assert len(events) == 1
+    ev = events[0]
+    inter = min(ev.offset_frame, EVENT[1]) - max(ev.onset_frame, EVENT[0]) + 1
+    union = (ev.offset_frame - ev.onset_frame + 1) + (EVENT[1] - EVENT[0] + 1) - inter
+    assert inter / union >= 0.5
+    assert EVENT[0] <= ev.apex_frame <= EVENT[1]
+
+
+def test_lag_reference_returns_to_zero_motion_after_the_event(clip):
+    pipe = Pipeline(PipelineConfig(reference="lag", lag_ms=50, emotion_model=None))
+    res = list(pipe.stream(clip, fps=100))
+    assert res[-1].motion["motion"] < 0.2 * max(r.motion["motion"] for r in res)
+
+
+def test_cli_writes_complete_rows_and_events(clip, tmp_path, capsys):
+    assert main(["run", str(clip), "--out", str(tmp_path), "--fps", "100", "--max-frames", "30"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["frames"] == 30
+    with open(tmp_path / "frames.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 30 and rows[0]["frame"] == "0" and "AU12" in rows[0] and "lat_total" in rows[0]
+    assert all(r["success"] == "1" for r in rows)
+
+
+def test_frames_without_a_face_are_reported_not_dropped():
+    pipe = Pipeline(PipelineConfig(emotion_model=None))
+    r = pipe.process(np.full((240, 320, 3), 90, np.uint8))
+    assert not r.success and r.box is None and r.au == {}
+
+
+def test_bad_inputs_are_named(tmp_path):
+    pipe = Pipeline(PipelineConfig(emotion_model=None))
+    with pytest.raises(TypeError, match="frame"):
+        pipe.process(np.zeros((50, 50, 3), np.float32))
+    with pytest.raises(ValueError, match="frame"):
+        pipe.process(np.zeros((50, 50, 2), np.uint8))
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        FrameSource(tmp_path / "nowhere.mp4")
+    with pytest.raises(ValueError, match="reference"):
+        PipelineConfig(reference="sometimes")
+    with pytest.raises(ValueError, match="method"):
+        Pipeline(PipelineConfig(flow="magic"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no images"):
+        FrameSource(tmp_path / "empty")
+    assert main(["run", str(tmp_path / "nowhere.mp4"), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_folder_frames_are_ordered_by_frame_number(tmp_path):
+    for n in (5562, 999, 10000):
+        cv2.imwrite(str(tmp_path / f"006_{n:05d}.jpg"), np.full((8, 8), n % 255, np.uint8))
+    src = FrameSource(tmp_path, fps=200)
+    assert [p.name for p in src.files] == ["006_00999.jpg", "006_05562.jpg", "006_10000.jpg"]
+    frames = list(src)
+    assert [f.timestamp for f in frames] == [0.0, 0.005, 0.01]
+
+
+def test_video_file_source(tmp_path):
+    path = tmp_path / "v.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for i in range(5):
+        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    writer.release()
+    with FrameSource(path) as src:
+        frames = list(src)
+        assert len(src) == 5 and src.fps == pytest.approx(25)
+    assert [f.index for f in frames] == list(range(5)) and frames[1].timestamp == pytest.approx(0.04)
