@@ -11,6 +11,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="microexp", description="facial micro-expression analysis at the edge")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="analyse a video, folder of frames or camera", add_help=False)
+    sub.add_parser("bench", help="per-frame latency beside the seed-style baseline", add_help=False)
     sub.add_parser("train", help="train and evaluate models (needs the [train] extra)", add_help=False)
     sub.add_parser("export", help="checkpoint -> ONNX / INT8 / TensorRT (needs the [train] extra)", add_help=False)
     if not argv or argv[0] in ("-h", "--help"):
@@ -18,6 +19,9 @@ def main(argv=None) -> int:
         return 0 if argv else 2
     if argv[0] == "run":
         return run_command(argv[1:])
+    if argv[0] == "bench":
+        from .bench import main as bench_main
+        return bench_main(argv[1:])
     if argv[0] == "train":
         try:
             from microexp.training import cli as training_cli

@@ -109,3 +109,13 @@ def test_video_file_source(tmp_path):
         frames = list(src)
         assert len(src) == 5 and src.fps == pytest.approx(25)
     assert [f.index for f in frames] == list(range(5)) and frames[1].timestamp == pytest.approx(0.04)
+
+
+def test_bench_reports_stages_for_ours_and_the_baseline(capsys):
+    assert main(["bench", "--frames", "4", "--fast-flow", "dis-ultrafast", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for column in ("baseline", "ours_farneback", "ours_dis-ultrafast"):
+        assert report[column]["total"]["p50"] > 0
+        assert {"align", "flow", "encode", "au_model", "total"} <= set(report[column])
+    assert 350 < report["face_box"][2] - report["face_box"][0] < 450  # SAMM-like ~400 px face
+    assert report["speedup_total_p50"] > 0
