@@ -13,6 +13,9 @@ def main(argv=None) -> int:
     sub.add_parser("run", help="analyse a video, folder of frames or camera", add_help=False)
     sub.add_parser("bench", help="per-frame latency beside the seed-style baseline", add_help=False)
     sub.add_parser("train", help="train and evaluate models (needs the [train] extra)", add_help=False)
+    sub.add_parser("synth", help="synthetic micro-expression clips with ground truth", add_help=False)
+    sub.add_parser("spot-eval", help="spotting score (MEGC interval metric) on a synthetic set", add_help=False)
+    sub.add_parser("flow-report", help="end-point error of each flow mode on a synthetic set", add_help=False)
     sub.add_parser("export", help="checkpoint -> ONNX / INT8 / TensorRT (needs the [train] extra)", add_help=False)
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
@@ -22,6 +25,9 @@ def main(argv=None) -> int:
     if argv[0] == "bench":
         from .bench import main as bench_main
         return bench_main(argv[1:])
+    if argv[0] in ("synth", "spot-eval", "flow-report"):
+        from microexp.training import synth_cli
+        return synth_cli.main(argv[0], argv[1:])
     if argv[0] == "train":
         try:
             from microexp.training import cli as training_cli
@@ -49,8 +55,9 @@ def run_command(argv) -> int:
 
     p = argparse.ArgumentParser(prog="microexp run", description="per-frame AU probabilities, motion and "
                                 "micro-expression events for a video, a folder of frames or a camera")
-    p.add_argument("source", help="video file, folder of frames (SAMM/CASME II layout), camera index, "
-                   "/dev/videoN, v4l2://, csi://N, rtsp://..., or a GStreamer pipeline")
+    p.add_argument("source", nargs="?", help="video file, folder of frames (SAMM/CASME II layout), camera "
+                   "index, /dev/videoN, v4l2://, csi://N, rtsp://..., or a GStreamer pipeline "
+                   "(default: the shipped synthetic sample clip)")
     p.add_argument("--out", default="microexp_out", help="output folder (default: microexp_out)")
     p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     p.add_argument("--flow", default="farneback", help="farneback (reference), dis-ultrafast, dis-fast, dis-medium")
@@ -69,6 +76,9 @@ def run_command(argv) -> int:
         overrides["au_model"] = args.au_model
     if args.emotion_model:
         overrides["emotion_model"] = None if args.emotion_model == "none" else args.emotion_model
+    if args.source is None:
+        args.source = str(Path(__file__).parent / "samples" / "sample_clip.mp4")
+        print(f"microexp run: no source given, analysing the sample clip {args.source}", file=sys.stderr)
     try:
         pipe = Pipeline(PipelineConfig(**overrides))
         source = FrameSource(args.source, fps=args.fps)

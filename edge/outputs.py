@@ -15,7 +15,7 @@ from typing import List, Optional
 from .pipeline import FrameResult
 
 STAGES = ("detect", "align", "flow", "encode", "au_model", "emotion_model", "total")
-MOTION = ("motion", "motion_upper", "motion_lower")
+MOTION = ("motion", "motion_upper", "motion_lower", "motion_local")
 
 
 def columns(au_names: List[str], emotion_names: List[str]) -> List[str]:

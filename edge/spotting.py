@@ -1,7 +1,7 @@
 """Micro-expression events from the per-frame motion score.
 
-Motion: mean flow magnitude (px) over the aligned crop, and per facial region (brows/eyes,
-mouth). The interval detector keeps a running baseline (median and MAD of recent calm
+Motion: mean flow magnitude (px) over the aligned crop, per facial region (brows/eyes,
+mouth), and the local motion score the detector uses (region_motion). The interval detector keeps a running baseline (median and MAD of recent calm
 frames); an event opens when motion rises above baseline + k * MAD for at least `min_frames`
 frames, its apex is the frame of peak motion, and it closes when motion falls back below
 the threshold. Events shorter than `min_ms` or longer than `max_ms` are dropped (micro
@@ -28,13 +28,19 @@ class Event:
     emotion: Optional[Dict[str, float]] = None
 
 
-def region_motion(flow: np.ndarray) -> Dict[str, float]:
+def region_motion(flow: np.ndarray, grid: int = 4) -> Dict[str, float]:
     """Mean flow magnitude over the whole crop, its upper half (brows, eyes) and lower third
-    (mouth)."""
+    (mouth), and `motion_local`: the largest mean over a grid x grid partition of the flow
+    with its median vector removed. Residual head motion that the alignment leaves moves every
+    block alike and cancels there; a facial action moves a few blocks."""
     mag = np.sqrt(flow[..., 0] ** 2 + flow[..., 1] ** 2)
-    h = mag.shape[0]
+    h, w = mag.shape
+    local = flow - np.median(flow.reshape(-1, 2), axis=0)
+    lmag = np.sqrt(local[..., 0] ** 2 + local[..., 1] ** 2)
+    bh, bw = h // grid, w // grid
+    blocks = lmag[: bh * grid, : bw * grid].reshape(grid, bh, grid, bw).mean(axis=(1, 3))
     return {"motion": float(mag.mean()), "motion_upper": float(mag[: h // 2].mean()),
-            "motion_lower": float(mag[2 * h // 3:].mean())}
+            "motion_lower": float(mag[2 * h // 3:].mean()), "motion_local": float(blocks.max())}
 
 
 class IntervalSpotter:
@@ -54,11 +60,18 @@ class IntervalSpotter:
         mad = float(np.median(np.abs(values - med))) * 1.4826
         return med + max(self.k * mad, self.floor)
 
+    def calm_level(self) -> float:
+        values = np.asarray(self.calm)
+        med = float(np.median(values))
+        return med + 2.0 * float(np.median(np.abs(values - med))) * 1.4826
+
     def update(self, frame: int, t: float, motion: float, au: Optional[Dict[str, float]] = None,
                emotion: Optional[Dict[str, float]] = None) -> Optional[Event]:
         """Feed one frame; returns an Event when one closes at this frame."""
-        above = motion > self.threshold()
-        if not above:
+        threshold = self.threshold()
+        above = motion > threshold
+        # Only clearly calm frames feed the baseline, so a slow rise cannot drag it upwards.
+        if len(self.calm) < 5 or motion <= self.calm_level():
             self.calm.append(motion)
         if self.open is None:
             if above:
