@@ -135,7 +135,7 @@ def print_table(report):
     head = f"{'stage':10s}" + "".join(f"{c:>30s}" for c in cols)
     print(head + "\n" + "-" * len(head))
     print(f"{'':10s}" + "".join(f"{'p50 / p90 / p99 ms':>30s}" for _ in cols))
-    for stage in ("align", "flow", "encode", "au_model", "total"):
+    for stage in ("align", "flow", "motion", "encode", "au_model", "total"):
         cells = []
         for c in cols:
             s = report[c].get(stage)

@@ -14,7 +14,7 @@ from typing import List, Optional
 
 from .pipeline import FrameResult
 
-STAGES = ("detect", "align", "flow", "encode", "au_model", "emotion_model", "total")
+STAGES = ("detect", "align", "flow", "motion", "encode", "au_model", "emotion_model", "total")
 MOTION = ("motion", "motion_upper", "motion_lower", "motion_local")
 
 

@@ -186,7 +186,9 @@ class Pipeline:
         flow = self.flow(reference, gray)
         lat["flow"] = (time.perf_counter() - t1) * 1e3
         result = FrameResult(index, timestamp, True, float(confidence), self.box)
+        t2 = time.perf_counter()
         result.motion = region_motion(flow)
+        lat["motion"] = (time.perf_counter() - t2) * 1e3
         t2 = time.perf_counter()
         if self.au_model is not None:
             kernels.encode_hsv28(flow, out=self._hsv, nonfinite="zero")

@@ -28,11 +28,13 @@ class Event:
     emotion: Optional[Dict[str, float]] = None
 
 
-def region_motion(flow: np.ndarray, grid: int = 4) -> Dict[str, float]:
+def region_motion(flow: np.ndarray, grid: int = 4, step: int = 4) -> Dict[str, float]:
     """Mean flow magnitude over the whole crop, its upper half (brows, eyes) and lower third
     (mouth), and `motion_local`: the largest mean over a grid x grid partition of the flow
     with its median vector removed. Residual head motion that the alignment leaves moves every
-    block alike and cancels there; a facial action moves a few blocks."""
+    block alike and cancels there; a facial action moves a few blocks. Computed on every
+    `step`-th pixel (the flow is smooth; full resolution cost 1.5 ms per 224x224 frame)."""
+    flow = flow[::step, ::step]
     mag = np.sqrt(flow[..., 0] ** 2 + flow[..., 1] ** 2)
     h, w = mag.shape
     local = flow - np.median(flow.reshape(-1, 2), axis=0)
