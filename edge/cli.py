@@ -67,8 +67,10 @@ def run_command(argv) -> int:
     p.add_argument("--au-model", help="ONNX AU model (default: the shipped one)")
     p.add_argument("--emotion-model", help="ONNX emotion model (default: the shipped one; 'none' to skip)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-timeline", action="store_true", help="skip the PNG timeline")
     args = p.parse_args(argv)
     from .outputs import EventWriter, FrameWriter
+    from .timeline import Timeline
     from .pipeline import Pipeline, PipelineConfig
     from .sources import FrameSource
     overrides = dict(flow=args.flow, reference=args.reference, threads=args.threads)
@@ -96,11 +98,13 @@ def run_command(argv) -> int:
     if args.max_frames:
         total = min(total, args.max_frames) if total else args.max_frames
     done = lost = 0
+    timeline = Timeline(au_names)
     with FrameWriter(frames_path, au_names, emotions, args.format) as rows:
         events = EventWriter(out / "events.jsonl")
         try:
             for result in pipe.stream(source):
                 rows.write(result)
+                timeline.add(result)
                 if result.event is not None:
                     events.write(result.event)
                 done += 1
@@ -115,9 +119,25 @@ def run_command(argv) -> int:
             events.close()
             source.close()
     print(file=sys.stderr)
-    print(json.dumps({"frames": done, "lost": lost, "events": events.count,
-                      "rows": str(frames_path), "events_file": str(events.path)}))
+    summary = {"frames": done, "lost": lost, "events": events.count, "rows": str(frames_path),
+               "events_file": str(events.path)}
+    if not args.no_timeline and done >= 2:
+        summary["timeline"] = str(timeline.save(out / "timeline.png", truth=_annotation(args.source, source.fps)))
+    print(json.dumps(summary))
     return 0
+
+
+def _annotation(source: str, fps: float):
+    """Annotated intervals (seconds) of a clip that has a samm.csv-style sheet beside it
+    (the sample clip: sample_clip.csv), else None."""
+    import csv
+    from pathlib import Path
+    sheet = Path(source).with_suffix(".csv")
+    if not sheet.is_file():
+        return None
+    with open(sheet, newline="") as f:
+        return [((int(r["Onset Frame"]) - 1) / fps, (int(r["Offset Frame"]) - 1) / fps)
+                for r in csv.DictReader(f, delimiter=";")]
 
 
 if __name__ == "__main__":

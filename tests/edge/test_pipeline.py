@@ -64,6 +64,14 @@ def test_cli_writes_complete_rows_and_events(clip, tmp_path, capsys):
         rows = list(csv.DictReader(f))
     assert len(rows) == 30 and rows[0]["frame"] == "0" and "AU12" in rows[0] and "lat_total" in rows[0]
     assert all(r["success"] == "1" for r in rows)
+    png = cv2.imread(summary["timeline"])
+    assert png is not None and png.shape[1] > 1000
+
+
+def test_run_without_a_source_uses_the_sample_clip(tmp_path, capsys):
+    assert main(["run", "--out", str(tmp_path), "--max-frames", "40", "--emotion-model", "none"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["frames"] == 40 and summary["lost"] == 0
 
 
 def test_frames_without_a_face_are_reported_not_dropped():
