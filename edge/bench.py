@@ -22,9 +22,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+# In the checkout and in the installed package alike: <root>/training/faces next to edge/.
 PHOTO = Path(__file__).resolve().parents[1] / "training" / "faces" / "astronaut.png"
-if not PHOTO.is_file():  # installed package: the photo ships inside microexp/training/faces
-    PHOTO = Path(__file__).resolve().parent.parent / "training" / "faces" / "astronaut.png"
 
 
 def samm_like_frames(n: int, seed: int = 0):
