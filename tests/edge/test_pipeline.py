@@ -127,3 +127,18 @@ def test_bench_reports_stages_for_ours_and_the_baseline(capsys):
         assert {"align", "flow", "encode", "au_model", "total"} <= set(report[column])
     assert 350 < report["face_box"][2] - report["face_box"][0] < 450  # SAMM-like ~400 px face
     assert report["speedup_total_p50"] > 0
+
+
+def test_unopenable_device_and_foreign_models_are_named(tmp_path):
+    from microexp.edge.backends import OnnxModel
+    from microexp.edge.detect import MODEL_DIR
+    with pytest.raises(RuntimeError, match="video99"):
+        FrameSource("/dev/video99")
+    with pytest.raises(FileNotFoundError, match="missing.onnx"):
+        OnnxModel(tmp_path / "missing.onnx")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="bad.onnx"):
+        OnnxModel(bad)
+    with pytest.raises(ValueError, match="not a microexp model"):
+        OnnxModel(MODEL_DIR / "pnet.onnx")
