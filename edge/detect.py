@@ -15,6 +15,8 @@ from typing import List, Optional, Sequence
 import cv2
 import numpy as np
 
+from .frames import as_bgr
+
 MODEL_DIR = Path(__file__).parent / "models" / "mtcnn"
 
 
@@ -104,16 +106,7 @@ class FaceDetector:
 
     @staticmethod
     def _to_rgb(frame: np.ndarray) -> np.ndarray:
-        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8:
-            raise TypeError(f"FaceDetector: frame must be a uint8 numpy array, got "
-                            f"{getattr(frame, 'dtype', type(frame).__name__)}")
-        if frame.ndim == 2:
-            return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
-        if frame.ndim == 3 and frame.shape[2] == 3:
-            return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-        if frame.ndim == 3 and frame.shape[2] == 4:
-            return cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB)
-        raise ValueError(f"FaceDetector: frame must be gray, BGR or BGRA, got shape {frame.shape}")
+        return cv2.cvtColor(as_bgr(frame, "FaceDetector"), cv2.COLOR_BGR2RGB)
 
     def _crops(self, rgb: np.ndarray, boxes: np.ndarray, size: int):
         """Crops of the (integer, clipped) boxes resized to size x size; boxes that leave no

@@ -23,6 +23,7 @@ from microexp import kernels
 from .backends import OnnxModel
 from .detect import FaceDetector
 from .flow import FlowEstimator, describe
+from .frames import as_bgr
 from .sources import FrameSource
 from .spotting import Event, IntervalSpotter, region_motion
 
@@ -117,19 +118,6 @@ class Pipeline:
     def __exit__(self, *exc):
         return False
 
-    @staticmethod
-    def _bgr(frame: np.ndarray) -> np.ndarray:
-        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8:
-            raise TypeError(f"Pipeline: frame must be a uint8 numpy array, got "
-                            f"{getattr(frame, 'dtype', type(frame).__name__)}")
-        if frame.ndim == 2:
-            return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-        if frame.ndim == 3 and frame.shape[2] == 4:
-            return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
-        if frame.ndim == 3 and frame.shape[2] == 3:
-            return frame
-        raise ValueError(f"Pipeline: frame must be gray, BGR or BGRA, got shape {frame.shape}")
-
     def _acquire(self, frame: np.ndarray) -> bool:
         faces = self.detector.detect(frame)
         if not faces:
@@ -157,7 +145,7 @@ class Pipeline:
         self.count += 1
         lat = {}
         t0 = time.perf_counter()
-        frame = self._bgr(frame)
+        frame = as_bgr(frame, "Pipeline")
         confidence = 1.0
         if self.template is None:
             found = self._acquire(frame)

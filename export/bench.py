@@ -13,21 +13,11 @@ import json
 import os
 import platform
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-
-def _timed(fn, repeats: int, warmup: int = 5):
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1e3)
-    return float(np.percentile(samples, 50)), float(np.percentile(samples, 99))
+from microexp.kernels.bench import timed  # median and p99 of repeated calls
 
 
 def _ort_session(path, threads: int):
@@ -63,16 +53,16 @@ def run(models_dir: Path, repeats: int):
                     with torch.no_grad():
                         fn = (lambda: model.step(tx["input"], tx["h"], tx["c"])) if kind == "stream" \
                             else (lambda: model(tx["input"]))
-                        p50, p99 = _timed(fn, repeats)
+                        p50, p99 = timed(fn, repeats)
                     rows.append(dict(model=ckpt.stem, backend="pytorch-eager", batch=batch, threads=threads, p50_ms=p50, p99_ms=p99))
                     for name, path in (("ort-fp32", fp32), ("ort-int8", int8)):
                         sess = _ort_session(path, threads)
-                        p50, p99 = _timed(lambda: sess.run(None, feed), repeats)
+                        p50, p99 = timed(lambda: sess.run(None, feed), repeats)
                         rows.append(dict(model=ckpt.stem, backend=name, batch=batch, threads=threads, p50_ms=p50, p99_ms=p99))
     for r in rows:
         r["fps"] = r["batch"] * 1e3 / r["p50_ms"]
     try:
-        from .tensorrt_build import TensorRTUnavailable, _require
+        from .tensorrt_build import _require
         _require()
         trt_note = "available (engines are benchmarked by `microexp export --trt`)"
     except Exception as err:  # TensorRTUnavailable or anything the probe raises

@@ -13,7 +13,7 @@ with plain reshapes so that it exports to ONNX without extra dependencies:
 """
 from __future__ import annotations
 
-from typing import Sequence, Tuple, Union
+from typing import Sequence, Union
 
 import torch
 from torch import nn
