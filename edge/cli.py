@@ -68,6 +68,9 @@ def run_command(argv) -> int:
     p.add_argument("--emotion-model", help="ONNX emotion model (default: the shipped one; 'none' to skip)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-timeline", action="store_true", help="skip the PNG timeline")
+    p.add_argument("--video", action="store_true", help="also write an annotated annotated.mp4")
+    p.add_argument("--openface", action="store_true",
+                   help="add OpenFace-style AUxx_c presence columns (at the model's thresholds)")
     args = p.parse_args(argv)
     from .outputs import EventWriter, FrameWriter
     from .timeline import Timeline
@@ -99,11 +102,20 @@ def run_command(argv) -> int:
         total = min(total, args.max_frames) if total else args.max_frames
     done = lost = 0
     timeline = Timeline(au_names)
-    with FrameWriter(frames_path, au_names, emotions, args.format) as rows:
+    thresholds = pipe.au_model.thresholds if (args.openface and pipe.au_model) else None
+    video = None
+    if args.video:
+        from .annotate import AnnotatedVideo
+        video = AnnotatedVideo(out / "annotated.mp4", source.fps)
+    pipe.use_fps(source.fps)
+    with FrameWriter(frames_path, au_names, emotions, args.format, thresholds) as rows:
         events = EventWriter(out / "events.jsonl")
         try:
-            for result in pipe.stream(source):
+            for frame in source:
+                result = pipe.process(frame.image, frame.index, frame.timestamp)
                 rows.write(result)
+                if video is not None:
+                    video.write(frame.image, result)
                 timeline.add(result)
                 if result.event is not None:
                     events.write(result.event)
@@ -118,9 +130,13 @@ def run_command(argv) -> int:
         finally:
             events.close()
             source.close()
+            if video is not None:
+                video.close()
     print(file=sys.stderr)
     summary = {"frames": done, "lost": lost, "events": events.count, "rows": str(frames_path),
                "events_file": str(events.path)}
+    if video is not None and video.writer is not None:
+        summary["video"] = str(video.path)
     if not args.no_timeline and done >= 2:
         summary["timeline"] = str(timeline.save(out / "timeline.png", truth=_annotation(args.source, source.fps)))
     print(json.dumps(summary))

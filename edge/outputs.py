@@ -10,7 +10,7 @@ import csv
 import dataclasses
 import json
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 from .pipeline import FrameResult
 
@@ -18,13 +18,15 @@ STAGES = ("detect", "align", "flow", "motion", "encode", "au_model", "emotion_mo
 MOTION = ("motion", "motion_upper", "motion_lower", "motion_local")
 
 
-def columns(au_names: List[str], emotion_names: List[str]) -> List[str]:
+def columns(au_names: List[str], emotion_names: List[str], openface: bool = False) -> List[str]:
+    presence = [f"{n}_c" for n in au_names] if openface else []
     return (["frame", "timestamp", "face_id", "confidence", "success", "face_x", "face_y", "face_w", "face_h"]
-            + list(au_names) + [f"emotion_{e}" for e in emotion_names] + list(MOTION) + ["event"]
-            + [f"lat_{s}" for s in STAGES])
+            + list(au_names) + presence + [f"emotion_{e}" for e in emotion_names] + list(MOTION)
+            + ["event"] + [f"lat_{s}" for s in STAGES])
 
 
-def row(result: FrameResult, au_names: List[str], emotion_names: List[str]) -> dict:
+def row(result: FrameResult, au_names: List[str], emotion_names: List[str],
+        thresholds: Optional[Sequence[float]] = None) -> dict:
     box = result.box
     r = {"frame": result.frame, "timestamp": round(result.timestamp, 6), "face_id": 0,
          "confidence": round(result.confidence, 5), "success": int(result.success),
@@ -32,6 +34,9 @@ def row(result: FrameResult, au_names: List[str], emotion_names: List[str]) -> d
          "face_w": box[2] - box[0] if box else "", "face_h": box[3] - box[1] if box else ""}
     for n in au_names:
         r[n] = round(result.au[n], 5) if n in result.au else ""
+    if thresholds is not None:  # OpenFace-style presence, at the model's own thresholds
+        for n, t in zip(au_names, thresholds):
+            r[f"{n}_c"] = int(result.au[n] >= t) if n in result.au else ""
     for n in emotion_names:
         r[f"emotion_{n}"] = round(result.emotion[n], 5) if n in result.emotion else ""
     for m in MOTION:
@@ -43,21 +48,27 @@ def row(result: FrameResult, au_names: List[str], emotion_names: List[str]) -> d
 
 
 class FrameWriter:
-    def __init__(self, path, au_names: List[str], emotion_names: List[str], fmt: Optional[str] = None):
+    """`thresholds` (the AU model's, in label order) add OpenFace-style `AUxx_c` presence
+    columns, so OpenFace / py-feat tooling can read the file."""
+
+    def __init__(self, path, au_names: List[str], emotion_names: List[str], fmt: Optional[str] = None,
+                 thresholds: Optional[Sequence[float]] = None):
         self.path = Path(path)
         self.fmt = fmt or ("jsonl" if self.path.suffix == ".jsonl" else "csv")
         if self.fmt not in ("csv", "jsonl"):
             raise ValueError(f"FrameWriter: format must be 'csv' or 'jsonl', got {self.fmt!r}")
         self.au_names, self.emotion_names = list(au_names), list(emotion_names)
+        self.thresholds = None if thresholds is None else [float(t) for t in thresholds]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.file = open(self.path, "w", newline="")
         if self.fmt == "csv":
-            self.writer = csv.DictWriter(self.file, fieldnames=columns(self.au_names, self.emotion_names))
+            self.writer = csv.DictWriter(self.file, fieldnames=columns(self.au_names, self.emotion_names,
+                                                                       self.thresholds is not None))
             self.writer.writeheader()
             self.file.flush()
 
     def write(self, result: FrameResult):
-        r = row(result, self.au_names, self.emotion_names)
+        r = row(result, self.au_names, self.emotion_names, self.thresholds)
         if self.fmt == "csv":
             self.writer.writerow(r)
         else:

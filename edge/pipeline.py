@@ -206,6 +206,11 @@ class Pipeline:
         result.latency_ms = lat
         return result
 
+    def use_fps(self, fps: float):
+        """Frame rate of the stream to come (event durations and the lag are set in time)."""
+        self.config.fps = float(fps)
+        self.spotter = IntervalSpotter(self.config.fps, k=self.config.spot_k)
+
     def reset_track(self):
         self.template = None
         self.reference = None
@@ -228,8 +233,7 @@ class Pipeline:
         """Results for every frame of a source (anything FrameSource accepts, or a FrameSource)."""
         src = source if isinstance(source, FrameSource) else FrameSource(source, fps=fps)
         if src.fps:
-            self.config.fps = src.fps
-            self.spotter = IntervalSpotter(src.fps, k=self.config.spot_k)
+            self.use_fps(src.fps)
         try:
             for frame in src:
                 yield self.process(frame.image, frame.index, frame.timestamp)

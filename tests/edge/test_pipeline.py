@@ -142,3 +142,16 @@ def test_unopenable_device_and_foreign_models_are_named(tmp_path):
         OnnxModel(bad)
     with pytest.raises(ValueError, match="not a microexp model"):
         OnnxModel(MODEL_DIR / "pnet.onnx")
+
+
+def test_cli_annotated_video_and_openface_columns(clip, tmp_path, capsys):
+    assert main(["run", str(clip), "--out", str(tmp_path), "--fps", "100", "--max-frames", "12",
+                 "--video", "--openface", "--emotion-model", "none"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    cap = cv2.VideoCapture(summary["video"])
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
+    cap.release()
+    assert not list(tmp_path.glob("*.tmp*"))  # the temporary name was renamed away
+    with open(tmp_path / "frames.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["AU12_c"] for r in rows} <= {"0", "1"} and "AU12" in rows[0]
