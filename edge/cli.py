@@ -60,7 +60,7 @@ def run_command(argv) -> int:
                    "(default: the shipped synthetic sample clip)")
     p.add_argument("--out", default="microexp_out", help="output folder (default: microexp_out)")
     p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
-    p.add_argument("--flow", default="farneback", help="farneback (reference), dis-ultrafast, dis-fast, dis-medium")
+    p.add_argument("--flow", default="farneback", help="farneback (reference), dis-ultrafast, dis-fast, dis-medium, tvl1 (slow)")
     p.add_argument("--reference", default="fixed", choices=("fixed", "lag", "refresh"))
     p.add_argument("--fps", type=float, help="override the source's frame rate (folders default to 200)")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")

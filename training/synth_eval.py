@@ -48,7 +48,7 @@ def spot_eval(root, flow: str = "farneback", fps: float = 200.0, reference: str 
             **spotting_scores(gt, pred, 0.5), "clips": per_clip}
 
 
-def flow_report(root, methods: Sequence[str] = ("farneback", "dis-ultrafast", "dis-fast", "dis-medium"),
+def flow_report(root, methods: Sequence[str] = ("farneback", "dis-ultrafast", "dis-fast", "dis-medium", "tvl1"),
                 frames_per_clip: int = 4) -> Dict[str, object]:
     """Mean end-point error (px, full-frame scale) inside the detected face box, from each
     clip's first frame to its frames of largest true motion."""

@@ -121,4 +121,4 @@ def test_cli_synth_and_spot_eval(tmp_path, capsys):
     assert report["n_true"] == 1 and 0 <= report["f1"] <= 1
     assert main(["flow-report", str(out)]) == 0
     epe = json.loads(capsys.readouterr().out)["mean_epe_px"]
-    assert set(epe) == {"farneback", "dis-ultrafast", "dis-fast", "dis-medium"}
+    assert set(epe) == {"farneback", "dis-ultrafast", "dis-fast", "dis-medium", "tvl1"}
