@@ -4,8 +4,11 @@
 #include <pybind11/pybind11.h>
 
 #include <cmath>
+#include <memory>
+#include <mutex>
 #include <string>
 
+#include "farneback.hpp"
 #include "flow_encode.hpp"
 #include "resize.hpp"
 #include "template_match.hpp"
@@ -137,6 +140,29 @@ ImagePair image_pair(const py::object& image, const py::object& tpl, const std::
     p.tpl_view = image_view<std::uint8_t>(p.tpl, fn, "template", 1, 4);
     check_template_fits(p.img_view, p.tpl_view, fn);
     return p;
+}
+
+// One Farneback object per stream: it caches the reference's expansions, so calls on one
+// object are serialised (the GIL is released while it runs).
+struct FarnebackHandle {
+    explicit FarnebackHandle(const FarnebackParams& p) : impl(p) {}
+    Farneback impl;
+    std::mutex lock;
+};
+
+FarnebackParams farneback_params(double pyr_scale, int levels, int winsize, int iterations, int poly_n,
+                                 double poly_sigma) {
+    const std::string fn = "FarnebackFlow";
+    if (!(pyr_scale > 0 && pyr_scale < 1))
+        fail_value(fn, "pyr_scale", "must be in (0, 1), got " + std::to_string(pyr_scale));
+    if (levels < 0 || levels > 10) fail_value(fn, "levels", "must be in 0..10, got " + std::to_string(levels));
+    if (winsize < 1 || winsize > 99) fail_value(fn, "winsize", "must be in 1..99, got " + std::to_string(winsize));
+    if (iterations < 1 || iterations > 100)
+        fail_value(fn, "iterations", "must be in 1..100, got " + std::to_string(iterations));
+    if (poly_n < 1 || poly_n > 15) fail_value(fn, "poly_n", "must be in 1..15, got " + std::to_string(poly_n));
+    if (!(poly_sigma >= 0) || !std::isfinite(poly_sigma))
+        fail_value(fn, "poly_sigma", "must be a non-negative finite number, got " + std::to_string(poly_sigma));
+    return FarnebackParams{pyr_scale, levels, winsize, iterations, poly_n, poly_sigma};
 }
 
 }  // namespace
@@ -292,6 +318,36 @@ PYBIND11_MODULE(_kernels, m) {
         }
         return o;
     });
+
+    py::class_<FarnebackHandle>(m, "Farneback")
+        .def(py::init([](double pyr_scale, int levels, int winsize, int iterations, int poly_n,
+                         double poly_sigma) {
+            return std::make_unique<FarnebackHandle>(
+                farneback_params(pyr_scale, levels, winsize, iterations, poly_n, poly_sigma));
+        }))
+        .def("calc", [](FarnebackHandle& h, const py::object& prev, const py::object& next,
+                        const py::object& out) {
+            const std::string fn = "FarnebackFlow";
+            py::array a = as_array<std::uint8_t>(prev, fn, "prev", "uint8");
+            py::array b = as_array<std::uint8_t>(next, fn, "next", "uint8");
+            if (a.ndim() != 2) fail_value(fn, "prev", "must be a gray image (rows, cols), got shape " + shape_of(a));
+            if (b.ndim() != 2) fail_value(fn, "next", "must be a gray image (rows, cols), got shape " + shape_of(b));
+            View8 va = image_view<std::uint8_t>(a, fn, "prev", 1, 1);
+            View8 vb = image_view<std::uint8_t>(b, fn, "next", 1, 1);
+            if (va.rows != vb.rows || va.cols != vb.cols)
+                fail_value(fn, "next", "must have the shape of 'prev' " + shape_of(a) + ", got " + shape_of(b));
+            if (va.rows < 16 || va.cols < 16 || va.rows > 8192 || va.cols > 8192)
+                fail_value(fn, "prev", "must be between 16x16 and 8192x8192, got shape " + shape_of(a));
+            py::array_t<float> o = output<float>(out, {va.rows, va.cols, 2}, fn, "float32");
+            float* dst = o.mutable_data();
+            {
+                py::gil_scoped_release nogil;
+                std::lock_guard<std::mutex> guard(h.lock);
+                h.impl.calc(va, vb, dst);
+            }
+            return o;
+        }, py::arg("prev"), py::arg("next"), py::arg("out") = py::none())
+        .def_property_readonly("reference_reuses", [](FarnebackHandle& h) { return h.impl.reference_reuses(); });
 
     m.def("cpu_has_fma", &cpu_has_fma);
 
