@@ -60,7 +60,9 @@ def run_command(argv) -> int:
                    "(default: the shipped synthetic sample clip)")
     p.add_argument("--out", default="microexp_out", help="output folder (default: microexp_out)")
     p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
-    p.add_argument("--flow", default="farneback", help="farneback (reference), dis-ultrafast, dis-fast, dis-medium, tvl1 (slow)")
+    p.add_argument("--flow", default="farneback", help="farneback (reference, native), farneback-opencv (same through cv2), farneback-fast "
+                   "(fast mode, 144 px crop), dis-ultrafast, dis-fast, dis-medium, tvl1 (slow)")
+    p.add_argument("--crop", type=int, help="aligned crop size in px (default: 224; 144 with --flow farneback-fast)")
     p.add_argument("--reference", default="fixed", choices=("fixed", "lag", "refresh"))
     p.add_argument("--fps", type=float, help="override the source's frame rate (folders default to 200)")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
@@ -76,7 +78,9 @@ def run_command(argv) -> int:
     from .timeline import Timeline
     from .pipeline import Pipeline, PipelineConfig
     from .sources import FrameSource
-    overrides = dict(flow=args.flow, reference=args.reference, threads=args.threads)
+    from .flow import FAST_CROP
+    crop = args.crop or (FAST_CROP if args.flow == "farneback-fast" else 224)
+    overrides = dict(flow=args.flow, reference=args.reference, threads=args.threads, crop_size=crop)
     if args.au_model:
         overrides["au_model"] = args.au_model
     if args.emotion_model:

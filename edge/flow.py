@@ -1,25 +1,49 @@
 """Optical flow between the reference (onset) crop and the current crop, gray uint8.
 
-`farneback` is the seed's reference (DESIGN.md section 4); the DIS presets are the fast modes;
-`tvl1` (OpenCV contrib's Dual TV-L1, default parameters) is the accurate, slow one, for
-offline analysis (about 0.3 s per 224x224 pair on one core).
-Their fidelity to the reference is measured, not assumed (docs and issue 6's flow report)."""
+`farneback` is the seed's reference (DESIGN.md section 4: Farneback with the seed parameters),
+computed by the native kernel (microexp.kernels.FarnebackFlow: OpenCV's arithmetic, within
+about 1e-5 px of cv2, and it keeps the onset frame's expansions between frames);
+`farneback-opencv` is the same call through cv2 itself. `farneback-fast` is the fast mode:
+the same algorithm for a 144 px crop (winsize 11, 2 levels, 1 iteration). The DIS presets are
+other fast modes; `tvl1` (OpenCV contrib's Dual TV-L1, default parameters) is the accurate,
+slow one, for offline analysis (about 0.3 s per 224x224 pair on one core).
+Their fidelity to the reference is measured, not assumed (`microexp bench` prints the
+correlation of the fast mode's maps with the reference's; docs/synth.md has end-point errors)."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-METHODS = ("farneback", "dis-ultrafast", "dis-fast", "dis-medium", "tvl1")
+from microexp import kernels
+
+METHODS = ("farneback", "farneback-opencv", "farneback-fast", "dis-ultrafast", "dis-fast", "dis-medium", "tvl1")
 FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
+# The fast mode: chosen on the benchmark's planted-motion frames as the cheapest setting whose
+# 28x28 maps keep Pearson r >= 0.95 against reference mode's (docs/benchmarks.md); meant for
+# a 144 px crop (PipelineConfig.crop_size).
+FARNEBACK_FAST = dict(pyr_scale=0.5, levels=2, winsize=11, iterations=1, poly_n=5, poly_sigma=1.2)
+FAST_CROP = 144
+# Methods whose 28x28 maps are the reference's (to float rounding).
+REFERENCE_EQUIVALENT = ("farneback", "farneback-opencv")
 
 
 def describe(method: str) -> str:
-    if method == "farneback":
-        return ("cv2.calcOpticalFlowFarneback(pyr_scale=0.5, levels=3, winsize=15, iterations=3, "
-                "poly_n=5, poly_sigma=1.2, flags=0)")
+    if method in REFERENCE_EQUIVALENT:
+        return ("calcOpticalFlowFarneback(pyr_scale=0.5, levels=3, winsize=15, iterations=3, "
+                "poly_n=5, poly_sigma=1.2, flags=0)" + (" [cv2]" if method == "farneback-opencv" else " [native]"))
+    if method == "farneback-fast":
+        return "Farneback fast mode " + ", ".join(f"{k}={v}" for k, v in FARNEBACK_FAST.items()) + " [native]"
     if method == "tvl1":
         return "cv2.optflow.DualTVL1OpticalFlow (OpenCV defaults)"
     return f"cv2.DISOpticalFlow preset {method.split('-')[1]}"
+
+
+def flow_matches(method: str, trained_with: str) -> bool:
+    """Whether `method` computes the flow a model's inputs were made with (its metadata text)."""
+    trained = trained_with.lower()
+    if "farneback" in trained:
+        return method in REFERENCE_EQUIVALENT
+    return method.split("-")[0] in trained
 
 
 class FlowEstimator:
@@ -28,6 +52,7 @@ class FlowEstimator:
             raise ValueError(f"FlowEstimator: method must be one of {METHODS}, got {method!r}")
         self.method = method
         self._engine = None
+        self._native = None
         if method == "tvl1":
             if not hasattr(cv2, "optflow"):
                 raise RuntimeError("FlowEstimator: 'tvl1' needs OpenCV's contrib modules "
@@ -38,11 +63,17 @@ class FlowEstimator:
                       "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
                       "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}[method.split("-")[1]]
             self._engine = cv2.DISOpticalFlow_create(preset)
+        elif method == "farneback":
+            self._native = kernels.FarnebackFlow(**{k: v for k, v in FARNEBACK.items() if k != "flags"})
+        elif method == "farneback-fast":
+            self._native = kernels.FarnebackFlow(**FARNEBACK_FAST)
 
     def __call__(self, reference: np.ndarray, current: np.ndarray, out: np.ndarray = None) -> np.ndarray:
         if reference.shape != current.shape or reference.dtype != np.uint8 or reference.ndim != 2:
             raise ValueError(f"FlowEstimator: need two gray uint8 crops of one shape, got "
                              f"{reference.shape} {reference.dtype} and {current.shape} {current.dtype}")
+        if self._native is not None:
+            return self._native(reference, current, out)
         if self._engine is not None:
             return self._engine.calc(reference, current, out)
         return cv2.calcOpticalFlowFarneback(reference, current, out, **FARNEBACK)

@@ -22,7 +22,7 @@ from microexp import kernels
 
 from .backends import OnnxModel
 from .detect import FaceDetector
-from .flow import FlowEstimator, describe
+from .flow import FlowEstimator, describe, flow_matches
 from .frames import as_bgr
 from .sources import FrameSource
 from .spotting import Event, IntervalSpotter, region_motion
@@ -89,7 +89,7 @@ class Pipeline:
         self.au_model = OnnxModel(c.au_model, c.threads) if c.au_model else None
         self.emotion_model = OnnxModel(c.emotion_model, c.threads) if c.emotion_model else None
         for model in (self.au_model, self.emotion_model):
-            if model is not None and model.flow_method and c.flow.split("-")[0] not in model.flow_method.lower():
+            if model is not None and model.flow_method and not flow_matches(c.flow, model.flow_method):
                 warnings.warn(f"{model.path.name} was trained on inputs made with '{model.flow_method}', "
                               f"the runtime computes '{describe(c.flow)}': its scores may shift")
         self.spotter = IntervalSpotter(c.fps, k=c.spot_k)
