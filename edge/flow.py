@@ -67,6 +67,9 @@ class FlowEstimator:
             self._native = kernels.FarnebackFlow(**{k: v for k, v in FARNEBACK.items() if k != "flags"})
         elif method == "farneback-fast":
             self._native = kernels.FarnebackFlow(**FARNEBACK_FAST)
+        # Whether `out` is only written (DIS and TV-L1 would read a given `out` as their
+        # initial flow, coupling frames), so a caller may pass one buffer for every frame.
+        self.writes_out_only = self._native is not None or method == "farneback-opencv"
 
     def __call__(self, reference: np.ndarray, current: np.ndarray, out: np.ndarray = None) -> np.ndarray:
         if reference.shape != current.shape or reference.dtype != np.uint8 or reference.ndim != 2:

@@ -97,6 +97,7 @@ class Pipeline:
         self._hsv = np.empty((28, 28, 3), np.uint8)
         self._input = np.empty((1, 3, 28, 28), np.float32)
         self._uvs = np.empty((3, 28, 28), np.float32)
+        self._flow = np.empty((c.crop_size, c.crop_size, 2), np.float32) if self.flow.writes_out_only else None
         self.reset()
 
     @classmethod
@@ -171,7 +172,7 @@ class Pipeline:
         t1 = time.perf_counter()
         gray = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
         reference = self._reference(gray, timestamp)
-        flow = self.flow(reference, gray)
+        flow = self.flow(reference, gray, self._flow)
         lat["flow"] = (time.perf_counter() - t1) * 1e3
         result = FrameResult(index, timestamp, True, float(confidence), self.box)
         t2 = time.perf_counter()
