@@ -257,10 +257,11 @@ class FarnebackFlow:
     """
 
     def __init__(self, pyr_scale: float = 0.5, levels: int = 3, winsize: int = 15, iterations: int = 3,
-                 poly_n: int = 5, poly_sigma: float = 1.2):
+                 poly_n: int = 5, poly_sigma: float = 1.2, _portable: bool = False):
         self.params = dict(pyr_scale=float(pyr_scale), levels=int(levels), winsize=int(winsize),
                            iterations=int(iterations), poly_n=int(poly_n), poly_sigma=float(poly_sigma))
-        self._impl = _kernels.Farneback(*self.params.values())
+        # _portable: use the portable row loops even where AVX2 is present (a test hook).
+        self._impl = _kernels.Farneback(*self.params.values(), portable=bool(_portable))
 
     def __call__(self, prev: np.ndarray, next: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
         return self._impl.calc(prev, next, out)

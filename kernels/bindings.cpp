@@ -151,7 +151,7 @@ struct FarnebackHandle {
 };
 
 FarnebackParams farneback_params(double pyr_scale, int levels, int winsize, int iterations, int poly_n,
-                                 double poly_sigma) {
+                                 double poly_sigma, bool portable) {
     const std::string fn = "FarnebackFlow";
     if (!(pyr_scale > 0 && pyr_scale < 1))
         fail_value(fn, "pyr_scale", "must be in (0, 1), got " + std::to_string(pyr_scale));
@@ -162,7 +162,7 @@ FarnebackParams farneback_params(double pyr_scale, int levels, int winsize, int 
     if (poly_n < 1 || poly_n > 15) fail_value(fn, "poly_n", "must be in 1..15, got " + std::to_string(poly_n));
     if (!(poly_sigma >= 0) || !std::isfinite(poly_sigma))
         fail_value(fn, "poly_sigma", "must be a non-negative finite number, got " + std::to_string(poly_sigma));
-    return FarnebackParams{pyr_scale, levels, winsize, iterations, poly_n, poly_sigma};
+    return FarnebackParams{pyr_scale, levels, winsize, iterations, poly_n, poly_sigma, portable};
 }
 
 }  // namespace
@@ -321,10 +321,11 @@ PYBIND11_MODULE(_kernels, m) {
 
     py::class_<FarnebackHandle>(m, "Farneback")
         .def(py::init([](double pyr_scale, int levels, int winsize, int iterations, int poly_n,
-                         double poly_sigma) {
+                         double poly_sigma, bool portable) {
             return std::make_unique<FarnebackHandle>(
-                farneback_params(pyr_scale, levels, winsize, iterations, poly_n, poly_sigma));
-        }))
+                farneback_params(pyr_scale, levels, winsize, iterations, poly_n, poly_sigma, portable));
+        }), py::arg("pyr_scale"), py::arg("levels"), py::arg("winsize"), py::arg("iterations"),
+            py::arg("poly_n"), py::arg("poly_sigma"), py::arg("portable") = false)
         .def("calc", [](FarnebackHandle& h, const py::object& prev, const py::object& next,
                         const py::object& out) {
             const std::string fn = "FarnebackFlow";

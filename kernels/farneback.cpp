@@ -133,7 +133,8 @@ void resize_linear_f32(const float* src, int srows, int scols, float* dst, int d
 }  // namespace
 
 namespace {
-const FarnebackRows& pick_rows() {
+const FarnebackRows& pick_rows(bool portable) {
+    if (portable) return farneback_rows_generic();
 #if defined(MICROEXP_X86_DISPATCH)
     static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     if (avx2) return farneback_rows_avx2();
@@ -142,7 +143,7 @@ const FarnebackRows& pick_rows() {
 }
 }  // namespace
 
-Farneback::Farneback(const FarnebackParams& p) : p_(p), rows_fn_(&pick_rows()) {
+Farneback::Farneback(const FarnebackParams& p) : p_(p), rows_fn_(&pick_rows(p.portable)) {
     const int n = p.poly_n;
     double sigma = p.poly_sigma < 1.1920929e-07 ? n * 0.3 : p.poly_sigma;
     g_.assign(2 * n + 1, 0.f);

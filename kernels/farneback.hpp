@@ -26,6 +26,7 @@ struct FarnebackParams {
     int iterations = 3;
     int poly_n = 5;
     double poly_sigma = 1.2;
+    bool portable = false;  // force the portable row loops (tests compare them with AVX2's)
 };
 
 class Farneback {

@@ -101,3 +101,11 @@ def test_bad_out_and_parameters_are_named():
                 dict(poly_sigma=float("nan"))]:
         with pytest.raises(ValueError, match=list(bad)[0]):
             K.FarnebackFlow(**bad)
+
+
+@pytest.mark.parametrize("shape", [(224, 224), (61, 97)])
+def test_portable_and_vector_row_loops_agree_bit_for_bit(shape):
+    # ARM (Jetson) runs the portable loops; x86 with AVX2 the eight-lane ones. Same IEEE
+    # operations in the same order, so the same bits.
+    a, b = textured_pair(*shape, seed=11, amplitude=2.5)
+    np.testing.assert_array_equal(K.FarnebackFlow(_portable=True)(a, b), K.FarnebackFlow()(a, b))
