@@ -171,10 +171,10 @@ Farneback::Farneback(const FarnebackParams& p) : p_(p), rows_fn_(&pick_rows(p.po
         }
     // Block of (1, x^2, y^2): [[m0, m2, m2], [m2, m4, m22], [m2, m22, m4]].
     const double det = m0 * (m4 * m4 - m22 * m22) - 2 * m2 * m2 * (m4 - m22);
-    ig11_ = 1.0 / m2;
-    ig55_ = 1.0 / m22;
-    ig03_ = -m2 * (m4 - m22) / det;
-    ig33_ = (m0 * m4 - m2 * m2) / det;
+    ig_[0] = 1.0 / m2;                       // ig11: linear terms
+    ig_[1] = -m2 * (m4 - m22) / det;         // ig03: constant -> quadratic
+    ig_[2] = (m0 * m4 - m2 * m2) / det;      // ig33: quadratic terms
+    ig_[3] = 1.0 / m22;                      // ig55: cross term
 }
 
 void Farneback::prepare(int rows, int cols) {
@@ -216,18 +216,20 @@ void Farneback::prepare(int rows, int cols) {
     bsum_.assign((std::size_t)W * 6, 0.f);
     planes_.assign((std::size_t)3 * (W + 2 * p_.poly_n + 8), 0.f);
     vsum_.assign((std::size_t)cols * 5, 0.0);
-    ig_[0] = ig11_, ig_[1] = ig03_, ig_[2] = ig33_, ig_[3] = ig55_;
     hsum_.assign((std::size_t)cols * 5 + 5 * ((std::size_t)cols + p_.winsize + 2), 0.0);
     ref_valid_ = false;
 }
 
-void Farneback::expand(const View8& img, int level, std::vector<float>& R) {
-    const Level& L = levels_[level];
+void Farneback::load(const View8& img) {
     for (int y = 0; y < rows_; ++y) {
         const std::uint8_t* s = img.row(y);
         float* d = fimg_.data() + (std::ptrdiff_t)y * cols_;
         for (int x = 0; x < cols_; ++x) d[x] = s[x];
     }
+}
+
+void Farneback::expand(int level, std::vector<float>& R) {
+    const Level& L = levels_[level];
     blur(fimg_.data(), rows_, cols_, smooth_[level], tmp_.data(), blurred_.data(), rowbuf_);
     const float* I = blurred_.data();
     if (L.rows != rows_ || L.cols != cols_) {
@@ -310,19 +312,21 @@ void Farneback::calc(const View8& prev, const View8& next, float* flow) {
     } else {
         ref_copy_.resize((std::size_t)rows_ * cols_);
         for (int y = 0; y < rows_; ++y) std::memcpy(ref_copy_.data() + (std::ptrdiff_t)y * cols_, prev.row(y), cols_);
+        load(prev);
         for (int k = 0; k <= top; ++k) {
             // The reference's coefficients are read plane by plane (contiguous lanes).
             Level& L = levels_[k];
-            expand(prev, k, R0_);
+            expand(k, R0_);
             const std::ptrdiff_t plane = (std::ptrdiff_t)L.rows * L.cols;
             for (std::ptrdiff_t i = 0; i < plane; ++i)
                 for (int c = 0; c < 5; ++c) L.R0[c * plane + i] = R0_[i * 5 + c];
         }
         ref_valid_ = true;
     }
+    load(next);
     for (int k = top; k >= 0; --k) {
         Level& L = levels_[k];
-        expand(next, k, L.R1);
+        expand(k, L.R1);
         float* f = k == 0 ? flow : L.flow.data();
         const std::size_t count = (std::size_t)L.rows * L.cols * 2;
         if (k == top) {

@@ -37,7 +37,6 @@ public:
     // `prev` is compared byte for byte with the last call's; when equal its expansions are reused.
     void calc(const View8& prev, const View8& next, float* flow);
 
-    const FarnebackParams& params() const { return p_; }
     long long reference_reuses() const { return reuses_; }
 
 private:
@@ -50,7 +49,8 @@ private:
     };
 
     void prepare(int rows, int cols);
-    void expand(const View8& img, int level, std::vector<float>& R);
+    void load(const View8& img);  // into fimg_ as float, once per image
+    void expand(int level, std::vector<float>& R);  // of fimg_ at `level`
     void update_matrices(const Level& L, const float* flow);
     void update_flow(Level& L, float* flow, bool update_after);
 
@@ -59,13 +59,11 @@ private:
     // Expansion filters: g, x*g, x*x*g on -n..n, and the inverse-Gram entries that turn
     // the filter responses into polynomial coefficients.
     std::vector<float> g_, xg_, xxg_;
-    double ig11_ = 0, ig03_ = 0, ig33_ = 0, ig55_ = 0;
-    double ig_[4] = {};
+    double ig_[4] = {};  // ig11, ig03, ig33, ig55
 
     int rows_ = 0, cols_ = 0;
     std::vector<Level> levels_;            // [0] = full size
     std::vector<std::vector<float>> smooth_;  // per level: Gaussian pre-smoothing kernel
-    std::vector<double> smooth_sigma_;
 
     // Scratch, sized once per frame size.
     std::vector<float> fimg_, blurred_, tmp_, shrunk_, rowbuf_, M_, R0_, bsum_, planes_;
