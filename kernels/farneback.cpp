@@ -197,7 +197,8 @@ void Farneback::prepare(int rows, int cols) {
         L.cols = (int)std::lrint(cols * scale);
         L.rows = (int)std::lrint(rows * scale);
         L.R0.assign((std::size_t)L.rows * L.cols * 5, 0.f);
-        L.R1 = L.R0;
+        // R1 has 8 floats of slack: the AVX2 bilinear sample reads 8 lanes from a pixel's 5.
+        L.R1.assign(L.R0.size() + 8, 0.f);
         L.wx.assign(L.cols, 1.f);
         for (int x = 0; x < L.cols; ++x) {
             if (x < kBorder) L.wx[x] *= kBorderWeight[x];
@@ -216,7 +217,7 @@ void Farneback::prepare(int rows, int cols) {
     bsum_.assign((std::size_t)W * 6, 0.f);
     planes_.assign((std::size_t)3 * (W + 2 * p_.poly_n + 8), 0.f);
     vsum_.assign((std::size_t)cols * 5, 0.0);
-    hsum_.assign((std::size_t)cols * 5 + 5 * ((std::size_t)cols + p_.winsize + 2), 0.0);
+    hsum_.assign((std::size_t)cols * 10, 0.0);
     ref_valid_ = false;
 }
 
@@ -289,12 +290,9 @@ void Farneback::update_flow(Level& L, float* flow, bool update_after) {
     for (int y = 0; y < h; ++y) {
         if (y > 0) {
             const int ya = std::min(y + m, h - 1), ys = std::max(y - m - 1, 0);
-            for (int c = 0; c < 5; ++c) {
-                const float* a = M_.data() + c * plane + (std::ptrdiff_t)ya * w;
-                const float* s = M_.data() + c * plane + (std::ptrdiff_t)ys * w;
-                double* v = vs + (std::ptrdiff_t)c * w;
-                for (int x = 0; x < w; ++x) v[x] += (double)a[x] - (double)s[x];
-            }
+            for (int c = 0; c < 5; ++c)
+                rows_fn_->slide_column_sums(vs + (std::ptrdiff_t)c * w, M_.data() + c * plane + (std::ptrdiff_t)ya * w,
+                                            M_.data() + c * plane + (std::ptrdiff_t)ys * w, w);
         }
         rows_fn_->solve_row(vs, w, m, scale, hsum_.data(), flow + (std::ptrdiff_t)y * w * 2);
     }

@@ -23,8 +23,11 @@ struct FarnebackRows {
     // Writes the five planes of M (each h x w) at row y.
     void (*matrices_row)(const float* const* R0, const float* R1, int w, int h, int y, const float* flow,
                          const float* wx, float wy, float* const* M);
+    // One step of the vertical box sums: v[i] += add[i] - sub[i] for n values (in double).
+    void (*slide_column_sums)(double* v, const float* add, const float* sub, int n);
     // Box sums over the (2m+1)-wide window of one row of vertically summed matrices `vs`
     // (five planes of w doubles, borders replicated), then the solve: flow row (interleaved).
+    // hs: scratch of 10 w doubles.
     void (*solve_row)(const double* vs, int w, int m, double scale, double* hs, float* flow);
 };
 

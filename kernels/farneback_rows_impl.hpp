@@ -123,19 +123,48 @@ inline void matrices_pixel(const float* const* R0, const float* R1, int w, int h
     M[4][i] = r6 * r2 + r5 * r3;
 }
 
+#if defined(__AVX2__)
+// Lanes 0..4 of eight vectors, transposed: r[c] lane j = v[j] lane c.
+inline void transpose_first5(const __m256* v, __m256* r) {
+    const __m256 a0 = _mm256_unpacklo_ps(v[0], v[1]), a1 = _mm256_unpackhi_ps(v[0], v[1]);
+    const __m256 a2 = _mm256_unpacklo_ps(v[2], v[3]), a3 = _mm256_unpackhi_ps(v[2], v[3]);
+    const __m256 a4 = _mm256_unpacklo_ps(v[4], v[5]), a5 = _mm256_unpackhi_ps(v[4], v[5]);
+    const __m256 a6 = _mm256_unpacklo_ps(v[6], v[7]), a7 = _mm256_unpackhi_ps(v[6], v[7]);
+    // b*: lanes (c, c) of pixel pairs; the low 128 bits hold coefficients 0..3, the high 4..7.
+    const __m256 b0 = _mm256_shuffle_ps(a0, a2, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m256 b1 = _mm256_shuffle_ps(a0, a2, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m256 b2 = _mm256_shuffle_ps(a1, a3, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m256 b3 = _mm256_shuffle_ps(a1, a3, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m256 b4 = _mm256_shuffle_ps(a4, a6, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m256 b5 = _mm256_shuffle_ps(a4, a6, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m256 b6 = _mm256_shuffle_ps(a5, a7, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m256 b7 = _mm256_shuffle_ps(a5, a7, _MM_SHUFFLE(3, 2, 3, 2));
+    r[0] = _mm256_permute2f128_ps(b0, b4, 0x20);
+    r[1] = _mm256_permute2f128_ps(b1, b5, 0x20);
+    r[2] = _mm256_permute2f128_ps(b2, b6, 0x20);
+    r[3] = _mm256_permute2f128_ps(b3, b7, 0x20);
+    r[4] = _mm256_permute2f128_ps(b0, b4, 0x31);
+}
+#endif
+
 void matrices_row(const float* const* R0, const float* R1, int w, int h, int y, const float* flow,
                   const float* wx, float wy, float* const* M) {
     const std::ptrdiff_t row = (std::ptrdiff_t)y * w;
     int x = 0;
 #if defined(__AVX2__)
-    // Eight pixels at a time: the bilinear samples of R1 come from gathers, the in-image test
-    // becomes a blend; the arithmetic is matrices_pixel's, lane by lane.
+    // Eight pixels at a time. Each pixel's bilinear sample of the five interleaved R1
+    // coefficients is one 8-lane blend of four unaligned loads (lanes 0..4 used; R1 carries 8
+    // floats of slack for the overreach), and an 8x8 transpose turns the eight pixels' blends
+    // into per-coefficient vectors. Gathers would fetch the same 160 floats one by one. The
+    // in-image test becomes a blend; the arithmetic is matrices_pixel's, lane by lane.
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256 one = _mm256_set1_ps(1.f), half = _mm256_set1_ps(0.5f), quarter = _mm256_set1_ps(0.25f);
     const __m256 fy0 = _mm256_set1_ps((float)y);
     const __m256i wlim = _mm256_set1_epi32(w - 1), hlim = _mm256_set1_epi32(h - 1);
     const __m256i wv = _mm256_set1_epi32(w), five = _mm256_set1_epi32(5);
     const int step = w * 5;
+    alignas(32) float w00[8], w01[8], w10[8], w11[8];
+    alignas(32) int offset[8];
     for (; x + 8 <= w; x += 8) {
         const __m256 f0 = _mm256_loadu_ps(flow + 2 * x), f1 = _mm256_loadu_ps(flow + 2 * x + 8);
         const __m256 t0 = _mm256_permute2f128_ps(f0, f1, 0x20), t1 = _mm256_permute2f128_ps(f0, f1, 0x31);
@@ -147,25 +176,29 @@ void matrices_row(const float* const* R0, const float* R1, int w, int h, int y, 
         const __m256i x1 = _mm256_cvttps_epi32(x1f), y1 = _mm256_cvttps_epi32(y1f);
         fx = _mm256_sub_ps(fx, x1f);
         fy = _mm256_sub_ps(fy, y1f);
-        // 0 <= x1 < w - 1 and 0 <= y1 < h - 1
+        // 0 <= x1 < w - 1 and 0 <= y1 < h - 1; pixels outside read R1's first cells instead.
         const __m256i inside = _mm256_and_si256(
             _mm256_and_si256(_mm256_cmpgt_epi32(x1, _mm256_set1_epi32(-1)), _mm256_cmpgt_epi32(wlim, x1)),
             _mm256_and_si256(_mm256_cmpgt_epi32(y1, _mm256_set1_epi32(-1)), _mm256_cmpgt_epi32(hlim, y1)));
-        const __m256i idx = _mm256_and_si256(
-            _mm256_mullo_epi32(_mm256_add_epi32(_mm256_mullo_epi32(y1, wv), x1), five), inside);
+        _mm256_store_si256(reinterpret_cast<__m256i*>(offset), _mm256_and_si256(
+            _mm256_mullo_epi32(_mm256_add_epi32(_mm256_mullo_epi32(y1, wv), x1), five), inside));
         const __m256 in = _mm256_castsi256_ps(inside);
         const __m256 gx = _mm256_sub_ps(one, fx), gy = _mm256_sub_ps(one, fy);
-        const __m256 a00 = _mm256_mul_ps(gx, gy), a01 = _mm256_mul_ps(fx, gy);
-        const __m256 a10 = _mm256_mul_ps(gx, fy), a11 = _mm256_mul_ps(fx, fy);
-        __m256 r[5];
-        for (int c = 0; c < 5; ++c) {
-            const __m256 p = _mm256_i32gather_ps(R1 + c, idx, 4), p5 = _mm256_i32gather_ps(R1 + c + 5, idx, 4);
-            const __m256 q = _mm256_i32gather_ps(R1 + step + c, idx, 4);
-            const __m256 q5 = _mm256_i32gather_ps(R1 + step + c + 5, idx, 4);
-            r[c] = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(a00, p), _mm256_mul_ps(a01, p5)),
-                                               _mm256_mul_ps(a10, q)),
-                                 _mm256_mul_ps(a11, q5));
+        _mm256_store_ps(w00, _mm256_mul_ps(gx, gy));
+        _mm256_store_ps(w01, _mm256_mul_ps(fx, gy));
+        _mm256_store_ps(w10, _mm256_mul_ps(gx, fy));
+        _mm256_store_ps(w11, _mm256_mul_ps(fx, fy));
+        __m256 px[8];
+        for (int j = 0; j < 8; ++j) {
+            const float* p = R1 + offset[j];
+            const float* q = p + step;
+            __m256 v = _mm256_mul_ps(_mm256_broadcast_ss(w00 + j), _mm256_loadu_ps(p));
+            v = _mm256_add_ps(v, _mm256_mul_ps(_mm256_broadcast_ss(w01 + j), _mm256_loadu_ps(p + 5)));
+            v = _mm256_add_ps(v, _mm256_mul_ps(_mm256_broadcast_ss(w10 + j), _mm256_loadu_ps(q)));
+            px[j] = _mm256_add_ps(v, _mm256_mul_ps(_mm256_broadcast_ss(w11 + j), _mm256_loadu_ps(q + 5)));
         }
+        __m256 r[5];
+        transpose_first5(px, r);
         const __m256 A0 = _mm256_loadu_ps(R0[0] + row + x), A1 = _mm256_loadu_ps(R0[1] + row + x);
         const __m256 A2 = _mm256_loadu_ps(R0[2] + row + x), A3 = _mm256_loadu_ps(R0[3] + row + x);
         const __m256 A4 = _mm256_loadu_ps(R0[4] + row + x);
@@ -191,31 +224,58 @@ void matrices_row(const float* const* R0, const float* R1, int w, int h, int y, 
         matrices_pixel(R0, R1, w, h, x, y, row + x, flow[2 * x], flow[2 * x + 1], wx[x] * wy, M);
 }
 
+typedef double dvec __attribute__((vector_size(32)));
+
+void slide_column_sums(double* v, const float* add, const float* sub, int n) {
+    for (int i = 0; i < n; ++i) v[i] += (double)add[i] - (double)sub[i];
+}
+
+inline dvec load_d(const double* p) {
+    dvec v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
 void solve_row(const double* vs, int w, int m, double scale, double* hs, float* flow) {
-    // Running box sums along the row, edges replicated; the five channels advance together so
-    // that their dependency chains overlap. `pad` (hs's tail) holds the padded rows.
-    const int pw = w + 2 * m + 1;
-    double* pad = hs + 5 * (std::ptrdiff_t)w;
+    // Box sums along the row, edges replicated: hs[x] = sum of v[clamp(j)] for j in
+    // [x - m, x + m], i.e. the sum at x - 1 plus d[x] = v[clamp(x + m)] - v[clamp(x - m - 1)].
+    // Four sums of a channel advance at once (hs[x..x+3] from hs[x-4..x-1] and four
+    // differences each) and the five channels side by side, so that the running sums are
+    // five independent vector chains rather than one add per pixel. `d` lives in hs's tail.
+    double* d = hs + 5 * (std::ptrdiff_t)w;
+    auto at = [w](const double* v, int j) { return v[std::min(std::max(j, 0), w - 1)]; };
+    const int lo = std::min(m + 1, w), hi = std::max(lo, w - m);  // no clamping in [lo, hi)
+    const int head = std::min(w, 4);
+    double first[5][4] = {};
     for (int c = 0; c < 5; ++c) {
         const double* v = vs + (std::ptrdiff_t)c * w;
-        double* p = pad + (std::ptrdiff_t)c * pw;
-        // p[j] = v[clamp(j - m - 1)]
-        for (int j = 0; j <= m; ++j) p[j] = v[0];
-        std::memcpy(p + m + 1, v, sizeof(double) * (std::size_t)std::min(w, pw - m - 1));
-        for (int j = m + 1 + w; j < pw; ++j) p[j] = v[w - 1];
+        double* dc = d + (std::ptrdiff_t)c * w;
+        for (int x = 0; x < lo; ++x) dc[x] = at(v, x + m) - at(v, x - m - 1);
+        for (int x = lo; x < hi; ++x) dc[x] = v[x + m] - v[x - m - 1];
+        for (int x = hi; x < w; ++x) dc[x] = at(v, x + m) - at(v, x - m - 1);
+        double acc = 0;  // the window sum at x = -1
+        for (int j = -m - 1; j <= m - 1; ++j) acc += at(v, j);
+        for (int x = 0; x < head; ++x) first[c][x] = hs[c * w + x] = acc += dc[x];
     }
-    double acc[5];
-    for (int c = 0; c < 5; ++c) {
-        const double* p = pad + (std::ptrdiff_t)c * pw;
-        acc[c] = 0;
-        for (int j = 0; j <= 2 * m; ++j) acc[c] += p[j];
+    // Five named accumulators so that they stay in registers.
+    dvec s0 = load_d(first[0]), s1 = load_d(first[1]), s2 = load_d(first[2]);
+    dvec s3 = load_d(first[3]), s4 = load_d(first[4]);
+    const double *d0 = d, *d1 = d + w, *d2 = d + 2 * w, *d3 = d + 3 * w, *d4 = d + 4 * w;
+    auto advance = [](dvec s, const double* dc) {
+        return s + (((load_d(dc - 3) + load_d(dc - 2)) + load_d(dc - 1)) + load_d(dc));
+    };
+    int x = head;
+    for (; x + 4 <= w; x += 4) {
+        s0 = advance(s0, d0 + x), s1 = advance(s1, d1 + x), s2 = advance(s2, d2 + x);
+        s3 = advance(s3, d3 + x), s4 = advance(s4, d4 + x);
+        std::memcpy(hs + x, &s0, sizeof s0);
+        std::memcpy(hs + w + x, &s1, sizeof s1);
+        std::memcpy(hs + 2 * w + x, &s2, sizeof s2);
+        std::memcpy(hs + 3 * w + x, &s3, sizeof s3);
+        std::memcpy(hs + 4 * w + x, &s4, sizeof s4);
     }
-    for (int x = 0; x < w; ++x)
-        for (int c = 0; c < 5; ++c) {
-            const double* p = pad + (std::ptrdiff_t)c * pw;
-            acc[c] += p[x + 2 * m + 1] - p[x];
-            hs[(std::ptrdiff_t)c * w + x] = acc[c];
-        }
+    for (; x < w; ++x)
+        for (int c = 0; c < 5; ++c) hs[c * w + x] = hs[c * w + x - 1] + d[c * w + x];
     const double* __restrict G11 = hs;
     const double* __restrict G12 = hs + w;
     const double* __restrict G22 = hs + 2 * w;
@@ -235,7 +295,8 @@ void solve_row(const double* vs, int w, int m, double scale, double* hs, float* 
 
 const FarnebackRows& MICROEXP_FB_GETTER() {
     namespace k = MICROEXP_FB_NS;
-    static const FarnebackRows rows{k::expansion_column, k::expansion_row, k::matrices_row, k::solve_row};
+    static const FarnebackRows rows{k::expansion_column, k::expansion_row, k::matrices_row,
+                                  k::slide_column_sums, k::solve_row};
     return rows;
 }
 
