@@ -106,6 +106,7 @@ class Pipeline:
 
     def reset(self):
         self.template = None
+        self.tracked = None
         self.box = None
         self.reference = None
         self.landmarks28 = None
@@ -131,6 +132,8 @@ class Pipeline:
             return False
         self.box = (x1, y1, x2, y2)
         self.template = np.ascontiguousarray(frame[y1:y2, x1:x2])
+        # What align_crop searches with: the template prepared once for the pyramid search.
+        self.tracked = kernels.TemplateMatcher(self.template) if self.config.match_mode == "pyramid" else self.template
         crop = cv2.resize(self.template, (self.config.crop_size, self.config.crop_size))
         self.reference = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
         self.history.clear()
@@ -155,7 +158,7 @@ class Pipeline:
                 return FrameResult(index, timestamp, False, 0.0, None, latency_ms=lat)
             crop = cv2.resize(self.template, (c.crop_size, c.crop_size))
         else:
-            crop, box, confidence = kernels.align_crop(frame, self.template, self.box, margin=c.margin,
+            crop, box, confidence = kernels.align_crop(frame, self.tracked, self.box, margin=c.margin,
                                                        size=(c.crop_size, c.crop_size),
                                                        mode=c.match_mode, out=self._crop)
             lat["align"] = (time.perf_counter() - t0) * 1e3
@@ -214,6 +217,7 @@ class Pipeline:
 
     def reset_track(self):
         self.template = None
+        self.tracked = None
         self.reference = None
 
     def _reference(self, gray: np.ndarray, timestamp: float) -> np.ndarray:

@@ -14,6 +14,7 @@ from microexp import _kernels
 
 __all__ = [
     "match_template",
+    "TemplateMatcher",
     "align_crop",
     "encode_hsv28",
     "encode_uvs28",
@@ -139,9 +140,31 @@ def _box_arg(box: Sequence[float]) -> Tuple[int, int, int, int]:
     return x1, y1, x2, y2
 
 
+class TemplateMatcher:
+    """A fixed template prepared once for the pyramid search: its copy, halved levels and
+    statistics are computed here instead of on every call. For tracking, where one template
+    meets every frame; the results are ``match_template(image, template, mode="pyramid")``'s.
+
+        matcher = TemplateMatcher(face)        # uint8 (rows, cols[, channels])
+        x, y, score = matcher.match(region)
+    """
+
+    def __init__(self, template: np.ndarray):
+        self._impl = _kernels.PyramidTemplate(template)
+        rows, cols, cn = self._impl.shape
+        self.shape = (rows, cols) if np.ndim(template) == 2 else (rows, cols, cn)
+        # A 1x1 stand-in with the template's layout, for check_match_args on frames.
+        self._probe = np.zeros((1, 1) + self.shape[2:], np.uint8)
+
+    def match(self, image: np.ndarray, subpixel: bool = False):
+        """``(x, y, score)`` of the best placement in ``image``, as ``match_template``."""
+        x, y, score, sx, sy = self._impl.match(image, bool(subpixel))
+        return (sx, sy, score) if subpixel else (x, y, score)
+
+
 def align_crop(
     frame: np.ndarray,
-    template: np.ndarray,
+    template: Union[np.ndarray, TemplateMatcher],
     box: Sequence[float],
     margin: int = 40,
     size: Tuple[int, int] = (224, 224),
@@ -154,7 +177,8 @@ def align_crop(
     side and clipped to the frame; the crop is the template-sized window at the best match,
     resized to ``size`` = (width, height) like ``cv2.resize`` with INTER_LINEAR (within one
     grey level). ``out``, when given, receives the crop (uint8, C-contiguous, shape
-    (height, width[, channels])) and is returned.
+    (height, width[, channels])) and is returned. ``template`` may be a ``TemplateMatcher``
+    (``mode`` must then be ``"pyramid"``), which spares re-preparing it every frame.
 
     Returns:
         ``(crop, new_box, score)`` with ``new_box`` = (x1, y1, x2, y2) of the matched window.
@@ -166,11 +190,14 @@ def align_crop(
         width, height = (int(v) for v in size)
     except (TypeError, ValueError):
         raise TypeError(f"align_crop: 'size' must be (width, height), got {size!r}")
-    _kernels.check_match_args(frame, template)  # dtype, layout, channels
+    matcher = template if isinstance(template, TemplateMatcher) else None
+    if matcher is not None and mode != "pyramid":
+        raise ValueError(f"align_crop: a TemplateMatcher searches in 'pyramid' mode, got mode={mode!r}")
+    _kernels.check_match_args(frame, matcher._probe if matcher else template)  # dtype, layout, channels
     rows, cols = frame.shape[:2]
     rx1, ry1 = max(x1 - margin, 0), max(y1 - margin, 0)
     rx2, ry2 = min(x2 + margin, cols), min(y2 + margin, rows)
-    th, tw = template.shape[:2]
+    th, tw = (matcher or template).shape[:2]
     if rx2 - rx1 < tw or ry2 - ry1 < th:
         raise ValueError(
             f"align_crop: the search region {(rx1, ry1, rx2, ry2)} (box {box!r} grown by "
@@ -178,7 +205,7 @@ def align_crop(
             f"{tw}x{th} template"
         )
     region = frame[ry1:ry2, rx1:rx2]
-    x, y, score = match_template(region, template, mode=mode)
+    x, y, score = matcher.match(region) if matcher else match_template(region, template, mode=mode)
     cx, cy = rx1 + x, ry1 + y
     crop = _kernels.resize_linear(frame[cy : cy + th, cx : cx + tw], height, width, out)
     return crop, (cx, cy, cx + tw, cy + th), score

@@ -150,6 +150,13 @@ struct FarnebackHandle {
     std::mutex lock;
 };
 
+// One prepared template per tracked face; calls are serialised like FarnebackHandle's.
+struct TemplateHandle {
+    explicit TemplateHandle(const View8& tpl) : impl(tpl) {}
+    PyramidTemplate impl;
+    std::mutex lock;
+};
+
 FarnebackParams farneback_params(double pyr_scale, int levels, int winsize, int iterations, int poly_n,
                                  double poly_sigma, bool portable) {
     const std::string fn = "FarnebackFlow";
@@ -318,6 +325,30 @@ PYBIND11_MODULE(_kernels, m) {
         }
         return o;
     });
+
+    py::class_<TemplateHandle>(m, "PyramidTemplate")
+        .def(py::init([](const py::object& tpl) {
+            const std::string fn = "TemplateMatcher";
+            py::array a = as_array<std::uint8_t>(tpl, fn, "template", "uint8");
+            return std::make_unique<TemplateHandle>(image_view<std::uint8_t>(a, fn, "template", 1, 4));
+        }), py::arg("template"))
+        .def("match", [](TemplateHandle& h, const py::object& image, bool subpixel) {
+            const std::string fn = "TemplateMatcher.match";
+            py::array a = as_array<std::uint8_t>(image, fn, "image", "uint8");
+            View8 v = image_view<std::uint8_t>(a, fn, "image", 1, 4);
+            View8 t{nullptr, 0, h.impl.rows(), h.impl.cols(), h.impl.channels()};
+            check_template_fits(v, t, fn);
+            Match r;
+            {
+                py::gil_scoped_release nogil;
+                std::lock_guard<std::mutex> guard(h.lock);
+                r = h.impl.match(v, subpixel);
+            }
+            return py::make_tuple(r.x, r.y, r.score, r.sub_x, r.sub_y);
+        }, py::arg("image"), py::arg("subpixel") = false)
+        .def_property_readonly("shape", [](TemplateHandle& h) {
+            return py::make_tuple(h.impl.rows(), h.impl.cols(), h.impl.channels());
+        });
 
     py::class_<FarnebackHandle>(m, "Farneback")
         .def(py::init([](double pyr_scale, int levels, int winsize, int iterations, int poly_n,

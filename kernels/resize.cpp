@@ -78,22 +78,43 @@ inline std::uint8_t area_mean_u8(int sum, int kx, int ky, float inv_area) {
 
 }  // namespace
 
+namespace {
+
+// One source row resized horizontally: out[d * CN + k] = s[o0[d] + k] * w[2d] + s[o1[d] + k] *
+// w[2d + 1]. The channel count is a template parameter so that the inner loop unrolls.
+template <int CN>
+void horizontal_taps(const std::uint8_t* s, const int* o0, const int* o1, const int* w, int dst_cols,
+                     int* out) {
+    for (int d = 0; d < dst_cols; ++d) {
+        const std::uint8_t* a = s + o0[d];
+        const std::uint8_t* b = s + o1[d];
+        const int w0 = w[2 * d], w1 = w[2 * d + 1];
+        for (int k = 0; k < CN; ++k) out[d * CN + k] = a[k] * w0 + b[k] * w1;
+    }
+}
+
+}  // namespace
+
 void resize_linear_u8(const View8& src, std::uint8_t* dst, std::ptrdiff_t dst_stride, int dst_rows,
                       int dst_cols) {
     const int cn = src.cn;
-    std::vector<int> xi, xw, yi, yw;
+    thread_local std::vector<int> xi, xw, yi, yw, o0, o1, rows_buf;  // reused: no per-call allocation
     linear_taps(src.cols, dst_cols, xi, xw);
     linear_taps(src.rows, dst_rows, yi, yw);
+    o0.resize(dst_cols);
+    o1.resize(dst_cols);
+    for (int d = 0; d < dst_cols; ++d) o0[d] = xi[d] * cn, o1[d] = std::min(xi[d] + 1, src.cols - 1) * cn;
     const int width = dst_cols * cn;
     // Horizontally resized source rows, kept for the two rows the current output row blends.
-    std::vector<int> rows_buf(2 * (std::size_t)width);
+    rows_buf.resize(2 * (std::size_t)width);
     int cached[2] = {-1, -1};
     auto horizontal = [&](int sy, int* out) {
         const std::uint8_t* s = src.row(sy);
-        for (int d = 0; d < dst_cols; ++d) {
-            const int s0 = xi[d] * cn, s1 = std::min(xi[d] + 1, src.cols - 1) * cn;
-            const int w0 = xw[2 * d], w1 = xw[2 * d + 1];
-            for (int k = 0; k < cn; ++k) out[d * cn + k] = s[s0 + k] * w0 + s[s1 + k] * w1;
+        switch (cn) {  // the bindings allow 1 to 4 channels
+            case 1: horizontal_taps<1>(s, o0.data(), o1.data(), xw.data(), dst_cols, out); break;
+            case 2: horizontal_taps<2>(s, o0.data(), o1.data(), xw.data(), dst_cols, out); break;
+            case 3: horizontal_taps<3>(s, o0.data(), o1.data(), xw.data(), dst_cols, out); break;
+            default: horizontal_taps<4>(s, o0.data(), o1.data(), xw.data(), dst_cols, out); break;
         }
     };
     for (int dy = 0; dy < dst_rows; ++dy) {

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #if defined(MICROEXP_X86_DISPATCH)
@@ -32,7 +34,7 @@ TemplateStats template_stats(const View8& t) {
     TemplateStats ts;
     ts.cn = t.cn;
     std::int64_t s[4] = {0, 0, 0, 0}, q[4] = {0, 0, 0, 0};
-    // Per row, 48 int32 lanes (lane l holds channel l % cn, as in accumulate_row) so that the
+    // Per row, 48 int32 lanes (lane l holds channel l % cn, as in the window sums) so that the
     // compiler vectorises the sums; a row of up to 2^31 / 255^2 / 48 * 48 bytes cannot overflow.
     const int n = t.cols * t.cn;
     for (int r = 0; r < t.rows; ++r) {
@@ -127,83 +129,116 @@ void accumulate_row_generic(const std::uint8_t* img, const std::uint8_t* tpl, in
     for (int l = 0; i < n; ++i, ++l) lanes[l] += img[i];
 }
 
-#if defined(MICROEXP_X86_DISPATCH)
-// AVX2 form: bytes widened to 16 bit once and used three times, for the correlation and the
-// sum of squares (vpmaddwd: 16 products summed pairwise into 32 bit) and for the 48 lanes.
-// Per row at most 1200 / 48 * 255 fits 16-bit lanes as long as n <= 48 * 128.
-__attribute__((target("avx2"))) void accumulate_row_avx2(const std::uint8_t* img,
-                                                         const std::uint8_t* tpl, int n,
-                                                         std::int64_t& cc, std::int64_t& q,
-                                                         std::int32_t* lanes) {
-    constexpr int kMaxBlocks = 128;  // 128 * 255 < 2^15: 16-bit lanes cannot overflow
-    __m256i acc_cc = _mm256_setzero_si256(), acc_q = _mm256_setzero_si256();
-    int i = 0;
-    while (i + kLanes <= n) {
-        __m256i lane16[3] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
-        __m256i blk_cc = _mm256_setzero_si256(), blk_q = _mm256_setzero_si256();
-        // 32-bit partial sums: at most 2 * 255 * 255 per lane per block, 128 blocks < 2^31.
-        for (int b = 0; b < kMaxBlocks && i + kLanes <= n; ++b, i += kLanes)
-            for (int j = 0; j < 3; ++j) {
-                const __m256i a = _mm256_cvtepu8_epi16(
-                    _mm_loadu_si128(reinterpret_cast<const __m128i*>(img + i + 16 * j)));
-                const __m256i t = _mm256_cvtepu8_epi16(
-                    _mm_loadu_si128(reinterpret_cast<const __m128i*>(tpl + i + 16 * j)));
-                blk_cc = _mm256_add_epi32(blk_cc, _mm256_madd_epi16(a, t));
-                blk_q = _mm256_add_epi32(blk_q, _mm256_madd_epi16(a, a));
-                lane16[j] = _mm256_add_epi16(lane16[j], a);
-            }
-        acc_cc = _mm256_add_epi64(acc_cc, _mm256_add_epi64(
-                     _mm256_cvtepu32_epi64(_mm256_castsi256_si128(blk_cc)),
-                     _mm256_cvtepu32_epi64(_mm256_extracti128_si256(blk_cc, 1))));
-        acc_q = _mm256_add_epi64(acc_q, _mm256_add_epi64(
-                    _mm256_cvtepu32_epi64(_mm256_castsi256_si128(blk_q)),
-                    _mm256_cvtepu32_epi64(_mm256_extracti128_si256(blk_q, 1))));
-        alignas(32) std::uint16_t words[kLanes];
-        for (int j = 0; j < 3; ++j)
-            _mm256_store_si256(reinterpret_cast<__m256i*>(words + 16 * j), lane16[j]);
-        for (int l = 0; l < kLanes; ++l) lanes[l] += words[l];
-    }
-    alignas(32) std::int64_t part[4];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(part), acc_cc);
-    cc += part[0] + part[1] + part[2] + part[3];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(part), acc_q);
-    q += part[0] + part[1] + part[2] + part[3];
-    for (int l = 0; i < n; ++i, ++l) {  // tail shorter than one 48-byte block
-        const std::int32_t v = img[i];
-        cc += v * tpl[i];
-        q += v * v;
-        lanes[l] += v;
-    }
-}
-#endif
-
-using AccumulateRow = void (*)(const std::uint8_t*, const std::uint8_t*, int, std::int64_t&,
-                               std::int64_t&, std::int32_t*);
-
-AccumulateRow accumulate_row() {
-#if defined(MICROEXP_X86_DISPATCH)
-    static const AccumulateRow fn =
-        __builtin_cpu_supports("avx2") ? accumulate_row_avx2 : accumulate_row_generic;
-    return fn;
-#else
-    return accumulate_row_generic;
-#endif
-}
-
-WindowSums window_sums(const View8& img, const View8& tpl, int x, int y) {
+WindowSums window_sums_generic(const View8& img, const View8& tpl, int x, int y) {
     WindowSums w;
     std::int32_t lanes[kLanes] = {0};
     const int n = tpl.cols * tpl.cn;
-    const AccumulateRow accumulate = accumulate_row();
     for (int r = 0; r < tpl.rows; ++r) {
-        accumulate(img.row(y + r) + (std::ptrdiff_t)x * img.cn, tpl.row(r), n, w.cc, w.q,
-                       lanes);
+        accumulate_row_generic(img.row(y + r) + (std::ptrdiff_t)x * img.cn, tpl.row(r), n, w.cc, w.q,
+                               lanes);
         if (r % 4096 == 4095) {  // keep int32 lanes far from overflow on huge templates
             for (int l = 0; l < kLanes; ++l) w.s[l % tpl.cn] += lanes[l], lanes[l] = 0;
         }
     }
     for (int l = 0; l < kLanes; ++l) w.s[l % tpl.cn] += lanes[l];
     return w;
+}
+
+#if defined(MICROEXP_X86_DISPATCH)
+// AVX2 form over the whole window: bytes widened to 16 bit once and used three times, for the
+// correlation and the sum of squares (vpmaddwd: 16 products summed pairwise into 32 bit) and
+// for the 48 channel lanes. The accumulators stay in registers across rows and are widened
+// every kFlushBlocks blocks (128 * 255 < 2^15 keeps the 16-bit lanes exact); a row's last
+// partial block is copied into zeroed buffers, which add nothing to any sum.
+struct Avx2Sums {
+    __m256i lane16[3], lane32[6], cc32, q32, cc64, q64;
+    int flushes = 0;
+    std::int64_t s[4] = {0, 0, 0, 0};  // per-channel sums moved out of lane32 now and then
+};
+
+__attribute__((target("avx2"))) inline void add_block(Avx2Sums& a, const std::uint8_t* img,
+                                                     const std::uint8_t* tpl) {
+    for (int j = 0; j < 3; ++j) {
+        const __m256i p = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(img + 16 * j)));
+        const __m256i t = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tpl + 16 * j)));
+        a.cc32 = _mm256_add_epi32(a.cc32, _mm256_madd_epi16(p, t));
+        a.q32 = _mm256_add_epi32(a.q32, _mm256_madd_epi16(p, p));
+        a.lane16[j] = _mm256_add_epi16(a.lane16[j], p);
+    }
+}
+
+__attribute__((target("avx2"))) inline __m256i widen_add_u32(__m256i acc64, __m256i v32) {
+    return _mm256_add_epi64(acc64, _mm256_add_epi64(_mm256_cvtepu32_epi64(_mm256_castsi256_si128(v32)),
+                                                    _mm256_cvtepu32_epi64(_mm256_extracti128_si256(v32, 1))));
+}
+
+__attribute__((target("avx2"))) inline void drain_lanes(Avx2Sums& a, int cn) {
+    alignas(32) std::int32_t lanes[kLanes];
+    for (int k = 0; k < 6; ++k) {
+        _mm256_store_si256(reinterpret_cast<__m256i*>(lanes + 8 * k), a.lane32[k]);
+        a.lane32[k] = _mm256_setzero_si256();
+    }
+    for (int l = 0; l < kLanes; ++l) a.s[l % cn] += lanes[l];
+}
+
+__attribute__((target("avx2"))) inline void flush(Avx2Sums& a, int cn) {
+    for (int j = 0; j < 3; ++j) {
+        a.lane32[2 * j] = _mm256_add_epi32(a.lane32[2 * j], _mm256_cvtepu16_epi32(_mm256_castsi256_si128(a.lane16[j])));
+        a.lane32[2 * j + 1] = _mm256_add_epi32(a.lane32[2 * j + 1],
+                                               _mm256_cvtepu16_epi32(_mm256_extracti128_si256(a.lane16[j], 1)));
+        a.lane16[j] = _mm256_setzero_si256();
+    }
+    // 32-bit partials: at most 3 * 2 * 255^2 per lane per block, so 128 blocks stay < 2^31.
+    a.cc64 = widen_add_u32(a.cc64, a.cc32);
+    a.q64 = widen_add_u32(a.q64, a.q32);
+    a.cc32 = a.q32 = _mm256_setzero_si256();
+    // A 32-bit lane grows by at most 128 * 255 per flush: move it out well before 2^31.
+    if (++a.flushes == 16384) drain_lanes(a, cn), a.flushes = 0;
+}
+
+__attribute__((target("avx2"))) WindowSums window_sums_avx2(const View8& img, const View8& tpl, int x,
+                                                            int y) {
+    constexpr int kFlushBlocks = 128;
+    Avx2Sums a;
+    for (auto& v : a.lane16) v = _mm256_setzero_si256();
+    for (auto& v : a.lane32) v = _mm256_setzero_si256();
+    a.cc32 = a.q32 = a.cc64 = a.q64 = _mm256_setzero_si256();
+    const int n = tpl.cols * tpl.cn, full = n / kLanes * kLanes, tail = n - full;
+    int blocks = 0;
+    for (int r = 0; r < tpl.rows; ++r) {
+        const std::uint8_t* p = img.row(y + r) + (std::ptrdiff_t)x * img.cn;
+        const std::uint8_t* t = tpl.row(r);
+        for (int i = 0; i < full; i += kLanes) {
+            add_block(a, p + i, t + i);
+            if (++blocks == kFlushBlocks) flush(a, tpl.cn), blocks = 0;
+        }
+        if (tail) {
+            alignas(32) std::uint8_t pt[kLanes] = {0}, tt[kLanes] = {0};
+            std::memcpy(pt, p + full, tail);
+            std::memcpy(tt, t + full, tail);
+            add_block(a, pt, tt);
+            if (++blocks == kFlushBlocks) flush(a, tpl.cn), blocks = 0;
+        }
+    }
+    flush(a, tpl.cn);
+    drain_lanes(a, tpl.cn);
+    WindowSums w;
+    alignas(32) std::int64_t part[4];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(part), a.cc64);
+    w.cc = part[0] + part[1] + part[2] + part[3];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(part), a.q64);
+    w.q = part[0] + part[1] + part[2] + part[3];
+    for (int k = 0; k < 4; ++k) w.s[k] = a.s[k];
+    return w;
+}
+#endif
+
+WindowSums window_sums(const View8& img, const View8& tpl, int x, int y) {
+#if defined(MICROEXP_X86_DISPATCH)
+    static const bool avx2 = __builtin_cpu_supports("avx2");
+    if (avx2) return window_sums_avx2(img, tpl, x, y);
+#endif
+    return window_sums_generic(img, tpl, x, y);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -330,32 +365,74 @@ void ncc_map_from_ccorr(const View8& img, const View8& tpl, const std::int64_t* 
         }
 }
 
+// The template side of the pyramid search: the template copied, halved up to kMaxDepth times
+// while its short side keeps 16 px, and each level's statistics.
+struct PyramidTemplate::Impl {
+    std::vector<std::uint8_t> pixels;  // level 0, rows packed
+    std::vector<Plane> planes;         // levels 1..depth (planes[0] unused)
+    std::vector<View8> views;
+    std::vector<TemplateStats> stats;
+    // Scratch for the image side, reused between calls.
+    std::vector<Plane> img_planes;
+    std::vector<Level> levels;
+};
+
+namespace {
+constexpr int kMaxDepth = 4;
+}
+
+PyramidTemplate::PyramidTemplate(const View8& tpl) : impl_(std::make_unique<Impl>()) {
+    Impl& t = *impl_;
+    const std::size_t row_bytes = (std::size_t)tpl.cols * tpl.cn;
+    t.pixels.resize(row_bytes * tpl.rows);
+    for (int r = 0; r < tpl.rows; ++r)
+        std::copy(tpl.row(r), tpl.row(r) + row_bytes, t.pixels.data() + r * row_bytes);
+    t.views.push_back(View8{t.pixels.data(), (std::ptrdiff_t)row_bytes, tpl.rows, tpl.cols, tpl.cn});
+    int depth = 0;
+    while (depth < kMaxDepth && (std::min(tpl.rows, tpl.cols) >> (depth + 1)) >= 16) ++depth;
+    t.planes.resize(depth + 1);
+    for (int l = 1; l <= depth; ++l) {
+        downsample(t.views[l - 1], t.planes[l]);
+        t.views.push_back(t.planes[l].view);
+    }
+    for (const View8& v : t.views) t.stats.push_back(template_stats(v));
+}
+
+PyramidTemplate::~PyramidTemplate() = default;
+
+int PyramidTemplate::rows() const { return impl_->views[0].rows; }
+int PyramidTemplate::cols() const { return impl_->views[0].cols; }
+int PyramidTemplate::channels() const { return impl_->views[0].cn; }
+
 Match match_pyramid(const View8& img, const View8& tpl, bool subpixel) {
+    return PyramidTemplate(tpl).match(img, subpixel);
+}
+
+Match PyramidTemplate::match(const View8& img, bool subpixel) {
+    Impl& t = *impl_;
+    const View8& tpl = t.views[0];
     // Depth: halve while the template keeps at least 16 px on its short side and there are at
     // least two placements per axis left; at most four halvings (16x).
     int depth = 0;
-    while (depth < 4 && (std::min(tpl.rows, tpl.cols) >> (depth + 1)) >= 16 &&
+    while (depth + 1 < (int)t.views.size() &&
            ((img.rows >> (depth + 1)) - (tpl.rows >> (depth + 1))) >= 1 &&
            ((img.cols >> (depth + 1)) - (tpl.cols >> (depth + 1))) >= 1)
         ++depth;
 
-    thread_local std::vector<Plane> img_planes, tpl_planes;
-    thread_local std::vector<Level> levels;
+    std::vector<Plane>& img_planes = t.img_planes;
+    std::vector<Level>& levels = t.levels;
     img_planes.resize(depth + 1);
-    tpl_planes.resize(depth + 1);
     levels.resize(depth + 1);
     for (int l = 0; l <= depth; ++l) {
         Level& lv = levels[l];
         if (l == 0) {
             lv.img = img;
-            lv.tpl = tpl;
         } else {
             downsample(levels[l - 1].img, img_planes[l]);
-            downsample(levels[l - 1].tpl, tpl_planes[l]);
             lv.img = img_planes[l].view;
-            lv.tpl = tpl_planes[l].view;
         }
-        lv.ts = template_stats(lv.tpl);
+        lv.tpl = t.views[l];
+        lv.ts = t.stats[l];
         lv.out_rows = lv.img.rows - lv.tpl.rows + 1;
         lv.out_cols = lv.img.cols - lv.tpl.cols + 1;
         lv.cache.assign((std::size_t)lv.out_rows * lv.out_cols,
@@ -396,15 +473,17 @@ Match match_pyramid(const View8& img, const View8& tpl, bool subpixel) {
     for (Match m : seeds) {
         // Seeds far below the strongest coarse peak are distractors; skip their refinement.
         if (m.score < seeds[0].score - 0.15f) continue;
+        // Each finer level: the 3x3 placements around the doubled position, then a hill-climb
+        // until the placement is a local maximum of that level (a few more placements when
+        // the doubling landed one off, instead of always scanning a 5x5 window).
         for (int l = depth - 1; l >= 0; --l) {
-            m = best_in_window(levels[l], 2 * m.x, 2 * m.y, l == 0 ? 1 : 2);
-        }
-        // Hill-climb at full resolution until the placement is a local maximum.
-        Level& fine = levels[0];
-        for (int step = 0; step < 64; ++step) {
-            const Match n = best_in_window(fine, m.x, m.y, 1);
-            if (n.x == m.x && n.y == m.y) break;
-            m = n;
+            Level& lv = levels[l];
+            m = best_in_window(lv, 2 * m.x, 2 * m.y, 1);
+            for (int step = 0; step < 64; ++step) {
+                const Match n = best_in_window(lv, m.x, m.y, 1);
+                if (n.x == m.x && n.y == m.y) break;
+                m = n;
+            }
         }
         if (best.x < 0 || better(m.score, m.x, m.y, best.score, best.x, best.y)) best = m;
     }

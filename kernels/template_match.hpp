@@ -1,6 +1,7 @@
 // Normalised cross-correlation with the definition of OpenCV's TM_CCOEFF_NORMED.
 #pragma once
 #include <cstdint>
+#include <memory>
 
 #include "image_view.hpp"
 
@@ -21,5 +22,24 @@ void ncc_map_from_ccorr(const View8& img, const View8& tpl, const std::int64_t* 
 
 // Coarse-to-fine search; final scores are the exact-mode scores at the visited placements.
 Match match_pyramid(const View8& img, const View8& tpl, bool subpixel);
+
+// The same search with the template's side prepared once (a copy of the template, its
+// halved levels and their statistics): for tracking, where one template meets every frame.
+// match() is not thread-safe (it reuses scratch buffers); the caller serialises calls.
+class PyramidTemplate {
+public:
+    explicit PyramidTemplate(const View8& tpl);
+    ~PyramidTemplate();
+    PyramidTemplate(const PyramidTemplate&) = delete;
+    PyramidTemplate& operator=(const PyramidTemplate&) = delete;
+    Match match(const View8& img, bool subpixel);
+    int rows() const;
+    int cols() const;
+    int channels() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace microexp

@@ -1,0 +1,82 @@
+"""TemplateMatcher: the pyramid search with the template prepared once (the tracking case)."""
+import cv2
+import numpy as np
+import pytest
+
+from microexp import kernels as K
+
+from .corpus import texture
+from .test_match_template import CASES, realistic_pairs
+
+
+@pytest.mark.parametrize("i", range(0, len(CASES), 3))
+def test_same_results_as_match_template_pyramid(i):
+    img, tpl = CASES[i]
+    matcher = K.TemplateMatcher(tpl)
+    assert matcher.match(img) == K.match_template(img, tpl, mode="pyramid")
+    assert matcher.match(img, subpixel=True) == K.match_template(img, tpl, mode="pyramid", subpixel=True)
+
+
+def test_one_matcher_many_frames_equals_fresh_searches():
+    pairs = realistic_pairs(40, seed=5)
+    for img, tpl in pairs[:8]:
+        matcher = K.TemplateMatcher(tpl)
+        # Frames of other sizes in between must not disturb the prepared levels.
+        for frame in (img, img[3:, 5:], img):
+            assert matcher.match(frame) == K.match_template(frame, tpl, mode="pyramid")
+
+
+def test_matcher_keeps_its_own_copy_of_the_template():
+    rng = np.random.default_rng(1)
+    frame = texture(rng, 160, 180, 3, "face_like")
+    tpl = frame[30:130, 40:140].copy()
+    matcher = K.TemplateMatcher(tpl)
+    before = matcher.match(frame)
+    tpl[:] = 0  # the caller reuses its buffer
+    assert matcher.match(frame) == before == (40, 30, pytest.approx(1.0))
+
+
+def test_align_crop_with_a_matcher_equals_align_crop_with_the_template():
+    rng = np.random.default_rng(2)
+    frame = texture(rng, 300, 380, 3, "face_like")
+    box = (90, 60, 250, 230)
+    template = frame[60:230, 90:250].copy()
+    moved = cv2.warpAffine(frame, np.float32([[1, 0, 3.4], [0, 1, -2.2]]), (380, 300),
+                           borderMode=cv2.BORDER_REFLECT)
+    crop, new_box, score = K.align_crop(moved, template, box, mode="pyramid")
+    crop_m, new_box_m, score_m = K.align_crop(moved, K.TemplateMatcher(template), box, mode="pyramid")
+    assert new_box_m == new_box and score_m == score
+    np.testing.assert_array_equal(crop_m, crop)
+
+
+@pytest.mark.parametrize(
+    "call,exc,pattern",
+    [
+        (lambda m: m.match(np.zeros((60, 60), np.uint8)), ValueError, r"same number of channels"),
+        (lambda m: m.match(np.zeros((10, 60, 3), np.uint8)), ValueError, r"must not be larger than 'image'"),
+        (lambda m: m.match(np.zeros((60, 60, 3), np.float32)), TypeError, r"'image' must have dtype uint8"),
+        (lambda m: m.match(np.zeros((60, 60, 3), np.uint8)[:, ::2]), ValueError, r"contiguous within rows"),
+        (lambda m: K.align_crop(np.zeros((80, 80, 3), np.uint8), m, (10, 10, 30, 30), mode="exact"),
+         ValueError, r"TemplateMatcher searches in 'pyramid' mode"),
+        (lambda m: K.align_crop(np.zeros((80, 80), np.uint8), m, (10, 10, 30, 30), mode="pyramid"),
+         ValueError, r"same number of channels"),
+    ],
+)
+def test_bad_input_is_named(call, exc, pattern):
+    matcher = K.TemplateMatcher(np.zeros((20, 20, 3), np.uint8))
+    with pytest.raises(exc, match=pattern):
+        call(matcher)
+
+
+@pytest.mark.parametrize(
+    "template,exc,pattern",
+    [
+        (np.zeros((20, 20, 3), np.float32), TypeError, r"TemplateMatcher: 'template' must have dtype uint8"),
+        (np.zeros((0, 20), np.uint8), ValueError, r"'template' is empty"),
+        (np.zeros((20, 20, 5), np.uint8), ValueError, r"1 to 4 channel"),
+        ([[1, 2]], TypeError, r"'template' must be a numpy.ndarray"),
+    ],
+)
+def test_bad_template_is_named(template, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        K.TemplateMatcher(template)
