@@ -94,6 +94,7 @@ class Pipeline:
                               f"the runtime computes '{describe(c.flow)}': its scores may shift")
         self.spotter = IntervalSpotter(c.fps, k=c.spot_k)
         self._crop = np.empty((c.crop_size, c.crop_size, 3), np.uint8)
+        self._gray = np.empty((c.crop_size, c.crop_size), np.uint8)
         self._hsv = np.empty((28, 28, 3), np.uint8)
         self._input = np.empty((1, 3, 28, 28), np.float32)
         self._uvs = np.empty((3, 28, 28), np.float32)
@@ -173,7 +174,7 @@ class Pipeline:
             else:
                 self.box = tuple(int(v) for v in box)
         t1 = time.perf_counter()
-        gray = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+        gray = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY, dst=self._gray)
         reference = self._reference(gray, timestamp)
         flow = self.flow(reference, gray, self._flow)
         lat["flow"] = (time.perf_counter() - t1) * 1e3

@@ -19,6 +19,7 @@ __all__ = [
     "encode_hsv28",
     "encode_uvs28",
     "compose_regions",
+    "region_motion",
     "resize_linear",
     "resize_area",
     "FarnebackFlow",
@@ -269,6 +270,17 @@ def compose_regions(
     columns, and the 14x14 crops of points 0, 1 (top) and 3, 4 (bottom) are tiled.
     """
     return _kernels.compose_regions(map28, landmarks5, out)
+
+
+def region_motion(flow: np.ndarray, grid: int = 4, step: int = 4, nonfinite: str = "raise") -> dict:
+    """Motion scores of a (rows, cols, 2) float32 flow on every ``step``-th pixel: the mean flow
+    magnitude (``motion``), its mean over the upper half (``motion_upper``) and the lower third
+    (``motion_lower``) of the rows, and ``motion_local``, the largest mean magnitude over a
+    ``grid`` x ``grid`` partition of the flow with its component-wise median removed.
+    ``nonfinite``: ``"raise"`` or ``"zero"`` (NaN/inf vectors count as zero motion).
+    One pass in C++ with per-thread scratch: no allocation per call after the first."""
+    motion, upper, lower, local = _kernels.region_motion(flow, int(step), int(grid), nonfinite)
+    return {"motion": motion, "motion_upper": upper, "motion_lower": lower, "motion_local": local}
 
 
 class FarnebackFlow:

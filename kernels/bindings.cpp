@@ -10,6 +10,7 @@
 
 #include "farneback.hpp"
 #include "flow_encode.hpp"
+#include "motion.hpp"
 #include "resize.hpp"
 #include "template_match.hpp"
 
@@ -325,6 +326,26 @@ PYBIND11_MODULE(_kernels, m) {
         }
         return o;
     });
+
+    m.def("region_motion", [](const py::object& flow, int step, int grid, const std::string& nonfinite) {
+        const std::string fn = "region_motion";
+        py::array keep = as_array<float>(flow, fn, "flow", "float32");
+        if (keep.ndim() != 3 || keep.shape(2) != 2)
+            fail_value(fn, "flow", "must have shape (rows, cols, 2), got " + shape_of(keep));
+        ViewF v = image_view<float>(keep, fn, "flow", 2, 2);
+        if (step < 1) fail_value(fn, "step", "must be >= 1, got " + std::to_string(step));
+        if (grid < 1) fail_value(fn, "grid", "must be >= 1, got " + std::to_string(grid));
+        if ((v.rows + step - 1) / step < grid || (v.cols + step - 1) / step < grid)
+            fail_value(fn, "flow", "of shape " + shape_of(keep) + " gives fewer than grid=" + std::to_string(grid) +
+                                       " samples per axis at step=" + std::to_string(step));
+        const bool zero = nonfinite_policy(v, nonfinite, fn);
+        MotionScores s;
+        {
+            py::gil_scoped_release nogil;
+            s = region_motion(v, step, grid, zero);
+        }
+        return py::make_tuple(s.motion, s.upper, s.lower, s.local);
+    }, py::arg("flow"), py::arg("step"), py::arg("grid"), py::arg("nonfinite"));
 
     py::class_<TemplateHandle>(m, "PyramidTemplate")
         .def(py::init([](const py::object& tpl) {
