@@ -22,18 +22,31 @@ def available_providers() -> List[str]:
 
 
 class OnnxModel:
-    def __init__(self, path, threads: int = 1, providers: Optional[List[str]] = None):
+    def __init__(self, path, threads: int = 1, providers: Optional[List[str]] = None,
+                 batch: Optional[int] = None):
+        """`batch`: fix a dynamic batch dimension to this size, which lets ONNX Runtime fold
+        the graph's shape arithmetic away (the exported HTNets halve their node count); the
+        model then accepts only batches of that size."""
         import onnxruntime as ort
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"model {self.path} does not exist")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        try:
-            self.session = ort.InferenceSession(str(self.path), opts, providers=providers or available_providers())
-        except Exception as err:
-            raise ValueError(f"model {self.path}: ONNX Runtime cannot load it: {err}") from err
+
+        def open_session(batch_dim: Optional[str] = None):
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+            if batch_dim:
+                opts.add_free_dimension_override_by_name(batch_dim, int(batch))
+            try:
+                return ort.InferenceSession(str(self.path), opts, providers=providers or available_providers())
+            except Exception as err:
+                raise ValueError(f"model {self.path}: ONNX Runtime cannot load it: {err}") from err
+
+        self.session = open_session()
+        batch_dim = self.session.get_inputs()[0].shape[0]
+        if batch is not None and isinstance(batch_dim, str):
+            self.session = open_session(batch_dim)
         props = self.session.get_modelmeta().custom_metadata_map
         missing = [k for k in REQUIRED if k not in props]
         if missing:
@@ -48,6 +61,10 @@ class OnnxModel:
         self.state_size = int(json.loads(props["state_size"])) if "state_size" in props else 0
         self.providers = self.session.get_providers()
 
+    def bind(self, batch: int = 1) -> "BoundModel":
+        """This model tied to its own input and output buffers (see BoundModel)."""
+        return BoundModel(self, batch)
+
     def run(self, batch: np.ndarray, state=None):
         """Logits for a float32 (N, 3, 28, 28) batch of encoder values 0..255 (scaled here);
         streaming models take and return (h, c)."""
@@ -57,3 +74,26 @@ class OnnxModel:
             logits, h, c = self.session.run(None, {"input": x, "h": h, "c": c})
             return logits, (h, c)
         return self.session.run(None, {"input": x})[0]
+
+
+class BoundModel:
+    """A stateless model bound (ONNX Runtime IOBinding) to an input buffer the caller fills
+    with encoder values 0..255 and an output buffer of logits: `__call__` scales the input in
+    place and runs, allocating nothing; the per-frame path of the runtime."""
+
+    def __init__(self, model: OnnxModel, batch: int = 1):
+        if model.state_size:
+            raise ValueError(f"model {model.path}: a streaming model keeps (h, c); use OnnxModel.run")
+        self.model = model
+        self.input = np.zeros((batch, 3, 28, 28), np.float32)
+        self.output = np.zeros((batch, len(model.labels)), np.float32)
+        self._binding = model.session.io_binding()
+        self._binding.bind_cpu_input(model.session.get_inputs()[0].name, self.input)
+        self._binding.bind_output(model.session.get_outputs()[0].name, "cpu", 0, np.float32,
+                                  list(self.output.shape), self.output.ctypes.data)
+        self._scale = np.float32(model.scale)
+
+    def __call__(self) -> np.ndarray:
+        np.multiply(self.input, self._scale, out=self.input)
+        self.model.session.run_with_iobinding(self._binding)
+        return self.output

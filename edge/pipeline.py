@@ -86,8 +86,9 @@ class Pipeline:
         self.config = c = config or PipelineConfig()
         self.detector = FaceDetector(min_face=c.min_face, threads=c.threads)
         self.flow = FlowEstimator(c.flow)
-        self.au_model = OnnxModel(c.au_model, c.threads) if c.au_model else None
-        self.emotion_model = OnnxModel(c.emotion_model, c.threads) if c.emotion_model else None
+        # One frame at a time: a fixed batch of 1 lets ONNX Runtime fold the shape arithmetic.
+        self.au_model = OnnxModel(c.au_model, c.threads, batch=1) if c.au_model else None
+        self.emotion_model = OnnxModel(c.emotion_model, c.threads, batch=1) if c.emotion_model else None
         for model in (self.au_model, self.emotion_model):
             if model is not None and model.flow_method and not flow_matches(c.flow, model.flow_method):
                 warnings.warn(f"{model.path.name} was trained on inputs made with '{model.flow_method}', "
@@ -96,7 +97,9 @@ class Pipeline:
         self._crop = np.empty((c.crop_size, c.crop_size, 3), np.uint8)
         self._gray = np.empty((c.crop_size, c.crop_size), np.uint8)
         self._hsv = np.empty((28, 28, 3), np.uint8)
-        self._input = np.empty((1, 3, 28, 28), np.float32)
+        # Models bound to their own input/output buffers: the encoders write straight into them.
+        self._au = self.au_model.bind() if self.au_model else None
+        self._emotion = self.emotion_model.bind() if self.emotion_model else None
         self._uvs = np.empty((3, 28, 28), np.float32)
         self._flow = np.empty((c.crop_size, c.crop_size, 2), np.float32) if self.flow.writes_out_only else None
         self.reset()
@@ -185,20 +188,20 @@ class Pipeline:
         t2 = time.perf_counter()
         if self.au_model is not None:
             kernels.encode_hsv28(flow, out=self._hsv, nonfinite="zero")
-            self._input[0] = self._hsv.transpose(2, 0, 1)
+            self._au.input[0] = self._hsv.transpose(2, 0, 1)
             lat["encode"] = (time.perf_counter() - t2) * 1e3
             t3 = time.perf_counter()
-            probs = _sigmoid(self.au_model.run(self._input)[0])
+            probs = _sigmoid(self._au()[0])
             lat["au_model"] = (time.perf_counter() - t3) * 1e3
             result.au = {name: float(p) for name, p in zip(self.au_model.labels, probs)}
         if self.emotion_model is not None:
             t3 = time.perf_counter()
             kernels.encode_uvs28(flow, out=self._uvs, scale=255.0, nonfinite="zero")
             if self.emotion_model.encoding == "uvs28-regions":
-                kernels.compose_regions(self._uvs, self.landmarks28, out=self._input[0])
+                kernels.compose_regions(self._uvs, self.landmarks28, out=self._emotion.input[0])
             else:
-                self._input[0] = self._uvs
-            logits = self.emotion_model.run(self._input)[0]
+                self._emotion.input[0] = self._uvs
+            logits = self._emotion()[0]
             result.emotion = {n: float(p) for n, p in zip(self.emotion_model.labels, _softmax(logits))}
             lat["emotion_model"] = (time.perf_counter() - t3) * 1e3
         result.event = self.spotter.update(index, timestamp, result.motion[c.spot_score], result.au,

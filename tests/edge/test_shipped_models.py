@@ -29,3 +29,34 @@ def test_shipped_model_metadata_and_run(name):
     if meta["task"] == "au":
         assert len(json.loads(meta["thresholds"])) == len(labels)
         assert meta["input_encoding"] == "hsv28"
+
+
+@pytest.mark.parametrize("name", ["au_edge", "emotion_edge.int8"])
+def test_bound_model_runs_in_place_and_equals_run(name):
+    from microexp.edge.backends import OnnxModel
+    model = OnnxModel(MODELS / f"{name}.onnx")
+    bound = model.bind(batch=2)
+    x = np.random.default_rng(1).uniform(0, 255, (2, 3, 28, 28)).astype(np.float32)
+    expected = model.run(x)
+    out_buffer = bound.output
+    for _ in range(2):  # the buffers are reused call after call
+        bound.input[:] = x
+        logits = bound()
+        assert logits is out_buffer
+        np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_bound_model_refuses_a_streaming_model():
+    from microexp.edge.backends import OnnxModel
+    with pytest.raises(ValueError, match=r"cnn_lstm.onnx: a streaming model keeps \(h, c\)"):
+        OnnxModel(MODELS / "cnn_lstm.onnx").bind()
+
+
+def test_fixed_batch_gives_the_same_logits_and_refuses_other_batches():
+    from microexp.edge.backends import OnnxModel
+    x = np.random.default_rng(2).uniform(0, 255, (2, 3, 28, 28)).astype(np.float32)
+    dynamic = OnnxModel(MODELS / "au_edge.onnx")
+    fixed = OnnxModel(MODELS / "au_edge.onnx", batch=1)
+    np.testing.assert_allclose(fixed.run(x[:1]), dynamic.run(x[:1]), rtol=1e-5, atol=1e-5)
+    with pytest.raises(Exception, match=r"(?i)dimension|shape"):
+        fixed.run(x)
