@@ -13,8 +13,7 @@ struct MotionScores {
 // (rows >= 2h / 3); and the local score, the largest mean magnitude over a grid x grid
 // partition (blocks of h / grid x w / grid samples, remainders dropped) of the flow with its
 // component-wise median removed. `zero_nonfinite`: NaN/inf vectors count as zero motion.
-// Requires h, w >= grid. Not thread-safe across calls that share a thread (scratch buffers
-// are per thread).
+// Requires h, w >= grid. Scratch buffers are per thread: calls from several threads are safe.
 MotionScores region_motion(const ViewF& flow, int step, int grid, bool zero_nonfinite);
 
 }  // namespace microexp
