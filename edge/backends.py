@@ -47,6 +47,7 @@ class OnnxModel:
         batch_dim = self.session.get_inputs()[0].shape[0]
         if batch is not None and isinstance(batch_dim, str):
             self.session = open_session(batch_dim)
+        self.batch = batch
         props = self.session.get_modelmeta().custom_metadata_map
         missing = [k for k in REQUIRED if k not in props]
         if missing:
@@ -68,6 +69,9 @@ class OnnxModel:
     def run(self, batch: np.ndarray, state=None):
         """Logits for a float32 (N, 3, 28, 28) batch of encoder values 0..255 (scaled here);
         streaming models take and return (h, c)."""
+        if self.batch is not None and len(batch) != self.batch:
+            raise ValueError(f"model {self.path}: opened with a fixed batch dimension of {self.batch}, "
+                             f"got a batch of {len(batch)}")
         x = np.ascontiguousarray(batch, np.float32) * np.float32(self.scale)
         if self.state_size:
             h, c = state if state is not None else (np.zeros((len(x), self.state_size), np.float32),) * 2

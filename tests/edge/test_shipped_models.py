@@ -60,3 +60,5 @@ def test_fixed_batch_gives_the_same_logits_and_refuses_other_batches():
     np.testing.assert_allclose(fixed.run(x[:1]), dynamic.run(x[:1]), rtol=1e-5, atol=1e-5)
     with pytest.raises(Exception, match=r"(?i)dimension|shape"):
         fixed.run(x)
+    with pytest.raises(ValueError, match=r"au_edge.onnx: opened with a fixed batch dimension of 1, got a batch of 2"):
+        fixed.run(x)
