@@ -1,7 +1,8 @@
 """Training checkpoint -> ONNX, checked: onnx.checker, shape inference, parity with PyTorch.
 
 Classifiers (HTNet, the small CNN) export as `input` (N, 3, 28, 28) -> `logits` (N, K) with
-the batch dynamic or fixed. The CNN-LSTM exports as one streaming step:
+the batch dynamic or fixed; an HTNet is exported in its channel-last form (htnet_tokens.py),
+and parity is checked against the module as trained. The CNN-LSTM exports as one streaming step:
 `input` (N, 3, 28, 28), `h` (N, H), `c` (N, H) -> `logits` (N, K), `h_out`, `c_out`.
 """
 from __future__ import annotations
@@ -50,6 +51,15 @@ def load_any_checkpoint(path):
         return model.eval(), payload["metadata"], "stream"
     model, _, meta = load_checkpoint(path)
     return model, meta, "classifier"
+
+
+def export_form(model):
+    """What goes to the ONNX exporter for a classifier: an HTNet recomputed on channel-last
+    tokens (fewer, fused nodes), any other model as it is."""
+    from microexp.training.models import HTNet
+
+    from .htnet_tokens import TokenHTNet
+    return TokenHTNet(model).eval() if isinstance(model, HTNet) else model
 
 
 class _Step:
@@ -115,7 +125,7 @@ def export_onnx(checkpoint, out, *, batch: Union[str, int] = "dynamic", opset: i
                               dynamic_axes=axes if dyn else None)
         else:
             axes = {"input": {0: "batch"}, "logits": {0: "batch"}}
-            torch.onnx.export(model, (x,), str(tmp), dynamo=False, opset_version=opset,
+            torch.onnx.export(export_form(model), (x,), str(tmp), dynamo=False, opset_version=opset,
                               input_names=["input"], output_names=["logits"],
                               dynamic_axes=axes if dyn else None)
     proto = onnx.load(str(tmp))
