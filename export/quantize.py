@@ -1,5 +1,9 @@
 """CPU INT8: static quantisation with ONNX Runtime (QDQ, per-channel weights), calibrated on
-realistic encoded inputs (what the runtime feeds the model), metadata carried over."""
+realistic encoded inputs (what the runtime feeds the model), metadata carried over.
+
+Only the weight-carrying products (Conv, Gemm, MatMul) are quantised: that is where int8
+saves work; layer norms, softmax and activations stay float, which keeps the logits closer
+to fp32 than quantising every op, at the same speed."""
 from __future__ import annotations
 
 import json
@@ -9,6 +13,8 @@ import numpy as np
 
 from .metadata import parse
 from .onnx_export import realistic_inputs
+
+QUANTISED_OPS = ("Conv", "Gemm", "MatMul")
 
 
 def quantize_int8(fp32_path, out_path, calibration_samples: int = 128, seed: int = 0) -> Path:
@@ -52,7 +58,7 @@ def quantize_int8(fp32_path, out_path, calibration_samples: int = 128, seed: int
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
         quantize_static(str(pre), str(tmp), Reader(), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8)
+                        weight_type=QuantType.QInt8, op_types_to_quantize=list(QUANTISED_OPS))
         q = onnx.load(str(tmp))
         del q.metadata_props[:]
         for k, v in {**props, "quantization": json.dumps(

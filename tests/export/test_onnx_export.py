@@ -95,6 +95,20 @@ def test_int8_copy_runs_and_keeps_the_metadata(checkpoints, tmp_path):
     assert b.shape == a.shape and np.isfinite(b).all()
 
 
+def test_int8_quantises_only_the_weight_products(checkpoints, tmp_path):
+    """Int8 weights feed only Conv, Gemm and MatMul; layer norms keep float parameters."""
+    import onnx
+    fp32 = export_onnx(checkpoints["au"], tmp_path / "a.onnx").onnx_path
+    graph = onnx.load(str(quantize_int8(fp32, tmp_path / "a.int8.onnx", calibration_samples=8))).graph
+    int8 = {i.name for i in graph.initializer if i.data_type == onnx.TensorProto.INT8}
+    weights = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in int8}
+    readers = {n.op_type for n in graph.node if weights & set(n.input)}
+    assert readers == {"Conv", "Gemm", "MatMul"} or readers == {"Conv", "Gemm"}, readers
+    floats = {i.name for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
+    norms = [n for n in graph.node if n.op_type == "LayerNormalization"]
+    assert norms and all(set(n.input[1:]) <= floats for n in norms)
+
+
 def test_missing_and_corrupt_files_fail_clearly(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.pt"):
         export_onnx(tmp_path / "nope.pt", tmp_path / "x.onnx")
