@@ -150,8 +150,9 @@ class TemplateMatcher:
         x, y, score = matcher.match(region)
     """
 
-    def __init__(self, template: np.ndarray):
-        self._impl = _kernels.PyramidTemplate(template)
+    def __init__(self, template: np.ndarray, _portable: bool = False):
+        # _portable: use the portable row loops even where AVX2 is present (a test hook).
+        self._impl = _kernels.PyramidTemplate(template, portable=bool(_portable))
         rows, cols, cn = self._impl.shape
         self.shape = (rows, cols) if np.ndim(template) == 2 else (rows, cols, cn)
         # A 1x1 stand-in with the template's layout, for check_match_args on frames.

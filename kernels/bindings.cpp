@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -153,7 +154,7 @@ struct FarnebackHandle {
 
 // One prepared template per tracked face; calls are serialised like FarnebackHandle's.
 struct TemplateHandle {
-    explicit TemplateHandle(const View8& tpl) : impl(tpl) {}
+    TemplateHandle(const View8& tpl, bool portable) : impl(tpl, portable) {}
     PyramidTemplate impl;
     std::mutex lock;
 };
@@ -348,11 +349,11 @@ PYBIND11_MODULE(_kernels, m) {
     }, py::arg("flow"), py::arg("step"), py::arg("grid"), py::arg("nonfinite"));
 
     py::class_<TemplateHandle>(m, "PyramidTemplate")
-        .def(py::init([](const py::object& tpl) {
+        .def(py::init([](const py::object& tpl, bool portable) {
             const std::string fn = "TemplateMatcher";
             py::array a = as_array<std::uint8_t>(tpl, fn, "template", "uint8");
-            return std::make_unique<TemplateHandle>(image_view<std::uint8_t>(a, fn, "template", 1, 4));
-        }), py::arg("template"))
+            return std::make_unique<TemplateHandle>(image_view<std::uint8_t>(a, fn, "template", 1, 4), portable);
+        }), py::arg("template"), py::arg("portable") = false)
         .def("match", [](TemplateHandle& h, const py::object& image, bool subpixel) {
             const std::string fn = "TemplateMatcher.match";
             py::array a = as_array<std::uint8_t>(image, fn, "image", "uint8");
@@ -369,7 +370,19 @@ PYBIND11_MODULE(_kernels, m) {
         }, py::arg("image"), py::arg("subpixel") = false)
         .def_property_readonly("shape", [](TemplateHandle& h) {
             return py::make_tuple(h.impl.rows(), h.impl.cols(), h.impl.channels());
-        });
+        })
+        .def_property_readonly("depth", [](TemplateHandle& h) { return h.impl.depth(); })
+        .def("level", [](TemplateHandle& h, int l) {
+            // A copy of the template's level l (rows, cols, channels): for tests of the halving.
+            if (l < 0 || l > h.impl.depth())
+                throw py::index_error("TemplateMatcher: level " + std::to_string(l) + " is outside 0.." +
+                                      std::to_string(h.impl.depth()));
+            const View8& v = h.impl.level(l);
+            py::array_t<std::uint8_t> out({v.rows, v.cols, v.cn});
+            for (int r = 0; r < v.rows; ++r)
+                std::memcpy(out.mutable_data(r), v.row(r), (std::size_t)v.cols * v.cn);
+            return out;
+        }, py::arg("level"));
 
     py::class_<FarnebackHandle>(m, "Farneback")
         .def(py::init([](double pyr_scale, int levels, int winsize, int iterations, int poly_n,

@@ -233,13 +233,6 @@ __attribute__((target("avx2"))) WindowSums window_sums_avx2(const View8& img, co
 }
 #endif
 
-WindowSums window_sums(const View8& img, const View8& tpl, int x, int y) {
-#if defined(MICROEXP_X86_DISPATCH)
-    static const bool avx2 = __builtin_cpu_supports("avx2");
-    if (avx2) return window_sums_avx2(img, tpl, x, y);
-#endif
-    return window_sums_generic(img, tpl, x, y);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Pyramid helpers.
@@ -268,27 +261,112 @@ void downsample_rows(const View8& src, std::uint8_t* dst, int rows, int cols) {
     }
 }
 
-void downsample(const View8& src, Plane& dst) {
+void downsample_generic(const View8& src, std::uint8_t* dst, int rows, int cols) {
+    switch (src.cn) {  // the bindings allow 1 to 4 channels
+        case 1: downsample_rows<1>(src, dst, rows, cols); break;
+        case 2: downsample_rows<2>(src, dst, rows, cols); break;
+        case 3: downsample_rows<3>(src, dst, rows, cols); break;
+        default: downsample_rows<4>(src, dst, rows, cols); break;
+    }
+}
+
+#if defined(MICROEXP_X86_DISPATCH)
+// AVX2 form for gray and BGR, the same sums and rounding: a shuffle puts the two pixels of a
+// pair side by side per channel, vpmaddubsw with ones adds each pair, the two source rows are
+// added in 16 bit (at most 4 * 255), then (sum + 2) >> 2 is packed back to bytes. The last
+// pixels of each row take the scalar path, which also keeps every load and store inside the
+// rows.
+__attribute__((target("avx2"))) void downsample_avx2(const View8& src, std::uint8_t* dst, int rows, int cols) {
+    const int cn = src.cn;
+    if (cn != 1 && cn != 3) return downsample_generic(src, dst, rows, cols);
+    const __m256i ones = _mm256_set1_epi8(1), two = _mm256_set1_epi16(2);
+    // BGR: per 128-bit lane, 12 source bytes (4 pixels) -> b0 b1 g0 g1 r0 r1 b2 b3 g2 g3 r2 r3.
+    const __m256i pair3 = _mm256_setr_epi8(0, 3, 1, 4, 2, 5, 6, 9, 7, 10, 8, 11, -1, -1, -1, -1,
+                                           0, 3, 1, 4, 2, 5, 6, 9, 7, 10, 8, 11, -1, -1, -1, -1);
+    const std::size_t out_row = (std::size_t)cols * cn;
+    for (int r = 0; r < rows; ++r) {
+        const std::uint8_t* a = src.row(2 * r);
+        const std::uint8_t* b = src.row(2 * r + 1);
+        std::uint8_t* d = dst + r * out_row;
+        int c = 0;
+        if (cn == 1) {
+            // 32 output pixels from 64 source bytes per row.
+            for (; c + 32 <= cols; c += 32) {
+                __m256i half[2];
+                for (int j = 0; j < 2; ++j) {
+                    const __m256i ra = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 2 * c + 32 * j));
+                    const __m256i rb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2 * c + 32 * j));
+                    const __m256i sum = _mm256_add_epi16(_mm256_maddubs_epi16(ra, ones), _mm256_maddubs_epi16(rb, ones));
+                    half[j] = _mm256_srli_epi16(_mm256_add_epi16(sum, two), 2);
+                }
+                // packus interleaves the lanes; the permute puts the 32 bytes back in order.
+                const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi16(half[0], half[1]), 0xD8);
+                _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c), packed);
+            }
+        } else {
+            // 4 output pixels (12 bytes) from 24 source bytes per row; the loads read 28 and
+            // the second store writes 2 bytes past the 12, both still inside the row (5 <= cols - c).
+            for (; c + 5 <= cols; c += 4) {
+                const std::uint8_t* pa = a + 6 * c;
+                const std::uint8_t* pb = b + 6 * c;
+                const __m256i ra = _mm256_shuffle_epi8(_mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(pa + 12),
+                                                                           reinterpret_cast<const __m128i*>(pa)), pair3);
+                const __m256i rb = _mm256_shuffle_epi8(_mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(pb + 12),
+                                                                           reinterpret_cast<const __m128i*>(pb)), pair3);
+                const __m256i sum = _mm256_add_epi16(_mm256_maddubs_epi16(ra, ones), _mm256_maddubs_epi16(rb, ones));
+                const __m256i q = _mm256_srli_epi16(_mm256_add_epi16(sum, two), 2);
+                const __m256i packed = _mm256_packus_epi16(q, q);  // per lane: 6 output bytes, then junk
+                _mm_storel_epi64(reinterpret_cast<__m128i*>(d + 3 * c), _mm256_castsi256_si128(packed));
+                _mm_storel_epi64(reinterpret_cast<__m128i*>(d + 3 * c + 6), _mm256_extracti128_si256(packed, 1));
+            }
+        }
+        for (; c < cols; ++c)
+            for (int k = 0; k < cn; ++k)
+                d[c * cn + k] = (std::uint8_t)((a[2 * c * cn + k] + b[2 * c * cn + k] + a[(2 * c + 1) * cn + k] +
+                                                b[(2 * c + 1) * cn + k] + 2) >> 2);
+    }
+}
+#endif
+
+// The row loops one search uses: the AVX2 ones where the CPU has them, unless the portable
+// ones are asked for (they are what ARM runs; tests compare the two bit for bit).
+struct MatchLoops {
+    WindowSums (*window_sums)(const View8& img, const View8& tpl, int x, int y);
+    void (*downsample)(const View8& src, std::uint8_t* dst, int rows, int cols);
+};
+
+const MatchLoops& match_loops(bool portable) {
+    static const MatchLoops generic{window_sums_generic, downsample_generic};
+#if defined(MICROEXP_X86_DISPATCH)
+    static const MatchLoops avx2{window_sums_avx2, downsample_avx2};
+    static const bool has_avx2 = __builtin_cpu_supports("avx2");
+    if (has_avx2 && !portable) return avx2;
+#endif
+    (void)portable;
+    return generic;
+}
+
+WindowSums window_sums(const View8& img, const View8& tpl, int x, int y) {
+    return match_loops(false).window_sums(img, tpl, x, y);
+}
+
+void downsample(const View8& src, Plane& dst, const MatchLoops& loops) {
     const int rows = src.rows / 2, cols = src.cols / 2, cn = src.cn;
     dst.pixels.resize((std::size_t)rows * cols * cn);
-    switch (cn) {  // the bindings allow 1 to 4 channels
-        case 1: downsample_rows<1>(src, dst.pixels.data(), rows, cols); break;
-        case 2: downsample_rows<2>(src, dst.pixels.data(), rows, cols); break;
-        case 3: downsample_rows<3>(src, dst.pixels.data(), rows, cols); break;
-        default: downsample_rows<4>(src, dst.pixels.data(), rows, cols); break;
-    }
+    loops.downsample(src, dst.pixels.data(), rows, cols);
     dst.view = View8{dst.pixels.data(), (std::ptrdiff_t)cols * cn, rows, cols, cn};
 }
 
 struct Level {
     View8 img, tpl;
     TemplateStats ts;
+    const MatchLoops* loops = nullptr;
     int out_rows = 0, out_cols = 0;
     std::vector<float> cache;  // score per placement, NaN = not computed yet
 
     float score(int x, int y) {
         float& s = cache[(std::size_t)y * out_cols + x];
-        if (std::isnan(s)) s = score_from_sums(window_sums(img, tpl, x, y), ts);
+        if (std::isnan(s)) s = score_from_sums(loops->window_sums(img, tpl, x, y), ts);
         return s;
     }
 };
@@ -372,6 +450,7 @@ struct PyramidTemplate::Impl {
     std::vector<Plane> planes;         // levels 1..depth (planes[0] unused)
     std::vector<View8> views;
     std::vector<TemplateStats> stats;
+    const MatchLoops* loops = nullptr;
     // Scratch for the image side, reused between calls.
     std::vector<Plane> img_planes;
     std::vector<Level> levels;
@@ -381,8 +460,9 @@ namespace {
 constexpr int kMaxDepth = 4;
 }
 
-PyramidTemplate::PyramidTemplate(const View8& tpl) : impl_(std::make_unique<Impl>()) {
+PyramidTemplate::PyramidTemplate(const View8& tpl, bool portable) : impl_(std::make_unique<Impl>()) {
     Impl& t = *impl_;
+    t.loops = &match_loops(portable);
     const std::size_t row_bytes = (std::size_t)tpl.cols * tpl.cn;
     t.pixels.resize(row_bytes * tpl.rows);
     for (int r = 0; r < tpl.rows; ++r)
@@ -392,7 +472,7 @@ PyramidTemplate::PyramidTemplate(const View8& tpl) : impl_(std::make_unique<Impl
     while (depth < kMaxDepth && (std::min(tpl.rows, tpl.cols) >> (depth + 1)) >= 16) ++depth;
     t.planes.resize(depth + 1);
     for (int l = 1; l <= depth; ++l) {
-        downsample(t.views[l - 1], t.planes[l]);
+        downsample(t.views[l - 1], t.planes[l], *t.loops);
         t.views.push_back(t.planes[l].view);
     }
     for (const View8& v : t.views) t.stats.push_back(template_stats(v));
@@ -403,6 +483,8 @@ PyramidTemplate::~PyramidTemplate() = default;
 int PyramidTemplate::rows() const { return impl_->views[0].rows; }
 int PyramidTemplate::cols() const { return impl_->views[0].cols; }
 int PyramidTemplate::channels() const { return impl_->views[0].cn; }
+int PyramidTemplate::depth() const { return (int)impl_->views.size() - 1; }
+const View8& PyramidTemplate::level(int l) const { return impl_->views.at(l); }
 
 Match match_pyramid(const View8& img, const View8& tpl, bool subpixel) {
     return PyramidTemplate(tpl).match(img, subpixel);
@@ -428,11 +510,12 @@ Match PyramidTemplate::match(const View8& img, bool subpixel) {
         if (l == 0) {
             lv.img = img;
         } else {
-            downsample(levels[l - 1].img, img_planes[l]);
+            downsample(levels[l - 1].img, img_planes[l], *t.loops);
             lv.img = img_planes[l].view;
         }
         lv.tpl = t.views[l];
         lv.ts = t.stats[l];
+        lv.loops = t.loops;
         lv.out_rows = lv.img.rows - lv.tpl.rows + 1;
         lv.out_cols = lv.img.cols - lv.tpl.cols + 1;
         lv.cache.assign((std::size_t)lv.out_rows * lv.out_cols,

@@ -26,9 +26,10 @@ Match match_pyramid(const View8& img, const View8& tpl, bool subpixel);
 // The same search with the template's side prepared once (a copy of the template, its
 // halved levels and their statistics): for tracking, where one template meets every frame.
 // match() is not thread-safe (it reuses scratch buffers); the caller serialises calls.
+// `portable`: the portable row loops even where AVX2 is present (what ARM runs; for tests).
 class PyramidTemplate {
 public:
-    explicit PyramidTemplate(const View8& tpl);
+    explicit PyramidTemplate(const View8& tpl, bool portable = false);
     ~PyramidTemplate();
     PyramidTemplate(const PyramidTemplate&) = delete;
     PyramidTemplate& operator=(const PyramidTemplate&) = delete;
@@ -36,6 +37,8 @@ public:
     int rows() const;
     int cols() const;
     int channels() const;
+    int depth() const;                  // halved levels prepared (0 = the template alone)
+    const View8& level(int l) const;    // the template at level l (0 = as given)
 
 private:
     struct Impl;

@@ -80,3 +80,46 @@ def test_bad_input_is_named(call, exc, pattern):
 def test_bad_template_is_named(template, exc, pattern):
     with pytest.raises(exc, match=pattern):
         K.TemplateMatcher(template)
+
+
+def _halved(img):
+    """2x2 block means rounded half up, odd last row/column dropped: the pyramid's halving."""
+    h, w = img.shape[0] // 2 * 2, img.shape[1] // 2 * 2
+    blocks = img[:h, :w].astype(np.int32).reshape(h // 2, 2, w // 2, 2, -1)
+    return ((blocks.sum(axis=(1, 3)) + 2) >> 2).astype(np.uint8)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+@pytest.mark.parametrize("portable", [False, True])
+def test_template_levels_are_exact_halvings(channels, portable):
+    """Every prepared level against a NumPy halving, for widths that end the vector loops at
+    every remainder (gray: 32 pixels per step, BGR: 4)."""
+    rng = np.random.default_rng(channels)
+    for rows, cols in ((257, 611), (64, 130), (99, 67), (33, 35)):
+        tpl = rng.integers(0, 256, (rows, cols, channels), dtype=np.uint8)
+        impl = K.TemplateMatcher(tpl, _portable=portable)._impl
+        assert impl.depth >= 1
+        want = tpl
+        for level in range(1, impl.depth + 1):
+            want = _halved(want)
+            np.testing.assert_array_equal(impl.level(level), want, err_msg=f"{rows}x{cols} level {level}")
+        np.testing.assert_array_equal(impl.level(0), tpl)
+    with pytest.raises(IndexError, match="outside 0"):
+        impl.level(impl.depth + 1)
+
+
+@pytest.mark.parametrize("i", range(len(CASES)))
+def test_portable_and_vector_loops_agree_bit_for_bit(i):
+    """ARM runs the portable row loops, x86 with AVX2 the vector ones (window sums and the
+    halving): the same integer sums, so the same placements and the same float scores."""
+    img, tpl = CASES[i]
+    for subpixel in (False, True):
+        assert K.TemplateMatcher(tpl, _portable=True).match(img, subpixel) == K.TemplateMatcher(tpl).match(img, subpixel)
+
+
+def test_portable_and_vector_loops_agree_on_tracking_pairs():
+    for img, tpl in realistic_pairs(24, seed=8):
+        four = np.dstack([img, img[..., :1]]) if img.ndim == 3 else img
+        four_t = np.dstack([tpl, tpl[..., :1]]) if tpl.ndim == 3 else tpl
+        for a, t in ((img, tpl), (four, four_t)):
+            assert K.TemplateMatcher(t, _portable=True).match(a, True) == K.TemplateMatcher(t).match(a, True)
