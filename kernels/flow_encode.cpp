@@ -169,13 +169,7 @@ void encode_hsv28(const ViewF& flow_in, bool zero_nonfinite, std::uint8_t* out) 
     pass.value_bgr(hue.data(), mag.data(), rows, cols, vector_cols, (float)scale, shift,
                    scalar_hsv_table().bgr, planes[0], planes[1], planes[2]);
 
-    if (resize_area_u8_planes(planes, 3, rows, cols, out, kMapSize, kMapSize)) return;
-    thread_local std::vector<std::uint8_t> bgr;
-    bgr.resize(3 * n);
-    for (std::size_t i = 0; i < n; ++i)
-        for (int k = 0; k < 3; ++k) bgr[3 * i + k] = planes[k][i];
-    resize_area_u8(View8{bgr.data(), (std::ptrdiff_t)cols * 3, rows, cols, 3}, out, kMapSize,
-                   kMapSize);
+    resize_area_u8_planes(planes, 3, rows, cols, out, kMapSize, kMapSize);
 }
 
 void hsv_to_bgr_u8(const std::uint8_t* hue, const std::uint8_t* value, int rows, int cols,

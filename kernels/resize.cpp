@@ -186,10 +186,76 @@ void resize_area_u8(const View8& src, std::uint8_t* dst, int dst_rows, int dst_c
     flush(prev_dy);
 }
 
-bool resize_area_u8_planes(const std::uint8_t* const* planes, int cn, int rows, int cols,
+namespace {
+
+// The fractional-weight tables of one (rows, cols) -> (dst_rows, dst_cols) resize, with each
+// destination column's run of horizontal taps; kept between calls of the same sizes.
+struct AreaPlan {
+    int rows = -1, cols = -1, dst_rows = -1, dst_cols = -1;
+    std::vector<AreaTap> xtab, ytab;
+    std::vector<int> x_begin;  // taps of destination column d: xtab[x_begin[d] .. x_begin[d + 1])
+
+    void prepare(int r, int c, int dr, int dc) {
+        if (r == rows && c == cols && dr == dst_rows && dc == dst_cols) return;
+        rows = r, cols = c, dst_rows = dr, dst_cols = dc;
+        xtab = area_taps(c, dc, 1, area_scale(c, dc).scale);
+        ytab = area_taps(r, dr, 1, area_scale(r, dr).scale);
+        x_begin.assign(dc + 1, (int)xtab.size());
+        for (int i = (int)xtab.size() - 1; i >= 0; --i) x_begin[xtab[i].dst] = i;
+        for (int d = dc - 1; d >= 0; --d) x_begin[d] = std::min(x_begin[d], x_begin[d + 1]);
+    }
+};
+
+// OpenCV's general INTER_AREA on separate planes: per output value the same float operations
+// in the same order as resize_area_u8 (so the same bytes), without interleaving the planes
+// first; a source row on a cell boundary is weighed horizontally once for both cells.
+void resize_area_fractional_planes(const std::uint8_t* const* planes, int cn, int rows, int cols,
+                                   std::uint8_t* dst, int dst_rows, int dst_cols) {
+    thread_local AreaPlan plan;
+    thread_local std::vector<float> buf, sum;
+    AreaPlan& p = plan;
+    p.prepare(rows, cols, dst_rows, dst_cols);
+    buf.resize(dst_cols), sum.resize(dst_cols);
+    float* b = buf.data();
+    float* acc = sum.data();
+    for (int k = 0; k < cn; ++k) {
+        auto flush = [&](int dy) {
+            std::uint8_t* d = dst + (std::size_t)dy * dst_cols * cn + k;
+            for (int x = 0; x < dst_cols; ++x) d[(std::size_t)x * cn] = round_to_u8(acc[x]);
+        };
+        int prev_dy = p.ytab.empty() ? 0 : p.ytab[0].dst, weighed_row = -1;
+        std::fill(acc, acc + dst_cols, 0.f);
+        for (const AreaTap& yt : p.ytab) {
+            if (yt.src != weighed_row) {
+                const std::uint8_t* s = planes[k] + (std::size_t)yt.src * cols;
+                for (int d = 0; d < dst_cols; ++d) {
+                    float v = 0.f;
+                    for (int i = p.x_begin[d]; i < p.x_begin[d + 1]; ++i)
+                        v += (float)s[p.xtab[i].src] * p.xtab[i].alpha;
+                    b[d] = v;
+                }
+                weighed_row = yt.src;
+            }
+            const float beta = yt.alpha;
+            if (yt.dst != prev_dy) {
+                flush(prev_dy);
+                for (int x = 0; x < dst_cols; ++x) acc[x] = beta * b[x];
+                prev_dy = yt.dst;
+            } else {
+                for (int x = 0; x < dst_cols; ++x) acc[x] += beta * b[x];
+            }
+        }
+        flush(prev_dy);
+    }
+}
+
+}  // namespace
+
+void resize_area_u8_planes(const std::uint8_t* const* planes, int cn, int rows, int cols,
                            std::uint8_t* dst, int dst_rows, int dst_cols) {
     const AreaScale sx = area_scale(cols, dst_cols), sy = area_scale(rows, dst_rows);
-    if (!sx.exact || !sy.exact) return false;
+    if (!sx.exact || !sy.exact)
+        return resize_area_fractional_planes(planes, cn, rows, cols, dst, dst_rows, dst_cols);
     const int kx = sx.integer, ky = sy.integer;
     const float inv_area = 1.f / (float)(kx * ky);
     // Column sums of each band of ky rows, a whole row at a time (the compiler vectorises
@@ -213,7 +279,6 @@ bool resize_area_u8_planes(const std::uint8_t* const* planes, int cn, int rows, 
                 dst[((std::size_t)dy * dst_cols + dx) * cn + k] = area_mean_u8(sum, kx, ky, inv_area);
             }
     }
-    return true;
 }
 
 void resize_area_f32(const float* src, int src_rows, int src_cols, float* dst, int dst_rows,

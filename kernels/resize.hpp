@@ -16,10 +16,8 @@ void resize_linear_u8(const View8& src, std::uint8_t* dst, std::ptrdiff_t dst_st
 // OpenCV's integer-factor, 2x2 and fractional-weight paths reproduced bit for bit.
 void resize_area_u8(const View8& src, std::uint8_t* dst, int dst_rows, int dst_cols);
 
-// The same when both factors are exact integers (224 -> 28, the common case), reading `cn`
-// separate planes of rows x cols and writing interleaved pixels; returns false, touching
-// nothing, when a factor is not an integer.
-bool resize_area_u8_planes(const std::uint8_t* const* planes, int cn, int rows, int cols,
+// The same, reading `cn` separate planes of rows x cols and writing interleaved pixels.
+void resize_area_u8_planes(const std::uint8_t* const* planes, int cn, int rows, int cols,
                            std::uint8_t* dst, int dst_rows, int dst_cols);
 
 // INTER_AREA on one float plane, shrinking only; weights accumulated in double.

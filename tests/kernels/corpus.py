@@ -74,7 +74,7 @@ def flow_field(rng, rows, cols, kind):
 
 
 FLOW_KINDS = ("smooth", "subpixel", "large", "axis", "zero", "translation")
-FLOW_SIZES = ((28, 28), (29, 31), (56, 56), (57, 100), (112, 112), (224, 224), (225, 233), (64, 37))
+FLOW_SIZES = ((28, 28), (29, 31), (56, 56), (57, 100), (112, 112), (144, 144), (224, 224), (225, 233), (64, 37))
 
 
 def flow_cases(seed=0):
