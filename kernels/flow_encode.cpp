@@ -99,14 +99,6 @@ ViewF finite_flow(const ViewF& flow, bool zero_nonfinite, std::vector<float>& st
     return ViewF{storage.data(), n, flow.rows, flow.cols, 2};
 }
 
-// Min-max normalisation of one plane to [0, scale]; a constant plane becomes zeros.
-void normalise(std::vector<float>& plane, float scale) {
-    const auto [lo, hi] = std::minmax_element(plane.begin(), plane.end());
-    const double mn = *lo, range = (double)*hi - mn;
-    const double k = range > 0 ? scale / range : 0.0;
-    for (float& x : plane) x = (float)((x - mn) * k);
-}
-
 }  // namespace
 
 std::ptrdiff_t count_nonfinite(const ViewF& flow) {
@@ -185,40 +177,59 @@ void hsv_to_bgr_u8(const std::uint8_t* hue, const std::uint8_t* value, int rows,
         for (int k = 0; k < 3; ++k) bgr[3 * i + k] = planes[k * n + i];
 }
 
+namespace {
+
+// Derivative along a row as numpy.gradient takes it: central inside, one-sided at both ends.
+inline void row_gradient(const float* f, int cols, float* d) {
+    d[0] = f[1] - f[0];
+    for (int c = 1; c < cols - 1; ++c) d[c] = 0.5f * (f[c + 1] - f[c - 1]);
+    d[cols - 1] = f[cols - 1] - f[cols - 2];
+}
+
+}  // namespace
+
 void encode_uvs28(const ViewF& flow_in, bool zero_nonfinite, float scale, float* out) {
-    thread_local std::vector<float> clean, u, v, strain;
+    thread_local std::vector<float> clean, u, v, strain, du_dx, dv_dx;
     const ViewF flow = finite_flow(flow_in, zero_nonfinite, clean);
-    const int rows = flow.rows, cols = flow.cols;
+    const int rows = flow.rows, cols = flow.cols;  // at least 28 each (the bindings check)
     const std::size_t n = (std::size_t)rows * cols;
-    u.resize(n), v.resize(n), strain.resize(n);
+    u.resize(n), v.resize(n), strain.resize(n), du_dx.resize(cols), dv_dx.resize(cols);
     for (int r = 0; r < rows; ++r) {
         const float* f = flow.row(r);
-        for (int c = 0; c < cols; ++c) u[r * cols + c] = f[2 * c], v[r * cols + c] = f[2 * c + 1];
+        float* ur = u.data() + (std::size_t)r * cols;
+        float* vr = v.data() + (std::size_t)r * cols;
+        for (int c = 0; c < cols; ++c) ur[c] = f[2 * c], vr[c] = f[2 * c + 1];
     }
-    // Derivatives as numpy.gradient takes them: central inside, one-sided at the borders.
-    auto d_dx = [&](const std::vector<float>& p, int r, int c) {
-        const float* row = p.data() + (std::size_t)r * cols;
-        if (c == 0) return row[1] - row[0];
-        if (c == cols - 1) return row[c] - row[c - 1];
-        return 0.5f * (row[c + 1] - row[c - 1]);
-    };
-    auto d_dy = [&](const std::vector<float>& p, int r, int c) {
-        const float* col = p.data() + c;
-        if (r == 0) return col[cols] - col[0];
-        if (r == rows - 1) return col[(std::size_t)r * cols] - col[(std::size_t)(r - 1) * cols];
-        return 0.5f * (col[(std::size_t)(r + 1) * cols] - col[(std::size_t)(r - 1) * cols]);
-    };
-    for (int r = 0; r < rows; ++r)
+    // Optical strain from numpy.gradient-style derivatives: per row, the rows above and below
+    // (the row itself at the borders, where the difference is one-sided and not halved).
+    for (int r = 0; r < rows; ++r) {
+        const int up = r > 0 ? r - 1 : r, down = r < rows - 1 ? r + 1 : r;
+        const float half = (r > 0 && r < rows - 1) ? 0.5f : 1.0f;
+        const float* ur = u.data() + (std::size_t)r * cols;
+        const float* vr = v.data() + (std::size_t)r * cols;
+        const float* u_up = u.data() + (std::size_t)up * cols;
+        const float* u_down = u.data() + (std::size_t)down * cols;
+        const float* v_up = v.data() + (std::size_t)up * cols;
+        const float* v_down = v.data() + (std::size_t)down * cols;
+        row_gradient(ur, cols, du_dx.data());
+        row_gradient(vr, cols, dv_dx.data());
+        float* st = strain.data() + (std::size_t)r * cols;
         for (int c = 0; c < cols; ++c) {
-            const float exx = d_dx(u, r, c), eyy = d_dy(v, r, c);
-            const float exy = 0.5f * (d_dy(u, r, c) + d_dx(v, r, c));
-            strain[(std::size_t)r * cols + c] = std::sqrt(exx * exx + eyy * eyy + 2 * exy * exy);
+            const float exx = du_dx[c], eyy = half * (v_down[c] - v_up[c]);
+            const float exy = 0.5f * (half * (u_down[c] - u_up[c]) + dv_dx[c]);
+            st[c] = std::sqrt(exx * exx + eyy * eyy + 2 * exy * exy);
         }
-    std::vector<float>* planes[3] = {&u, &v, &strain};
+    }
+    // Min-max normalisation commutes with the area resize (its weights sum to one), so the
+    // 28x28 maps are shrunk first and scaled after: 784 values instead of rows x cols.
+    const std::vector<float>* planes[3] = {&u, &v, &strain};
     for (int k = 0; k < 3; ++k) {
-        normalise(*planes[k], scale);
-        resize_area_f32(planes[k]->data(), rows, cols, out + (std::size_t)k * kMapSize * kMapSize,
-                        kMapSize, kMapSize);
+        float lo, hi;
+        polar_passes().minmax(planes[k]->data(), (std::ptrdiff_t)n, &lo, &hi);  // eight lanes
+        const double mn = lo, range = (double)hi - mn;
+        const double factor = range > 0 ? scale / range : 0.0;
+        float* o = out + (std::size_t)k * kMapSize * kMapSize;
+        resize_area_f32(planes[k]->data(), rows, cols, o, kMapSize, kMapSize, mn, factor);
     }
 }
 

@@ -281,34 +281,73 @@ void resize_area_u8_planes(const std::uint8_t* const* planes, int cn, int rows, 
     }
 }
 
-void resize_area_f32(const float* src, int src_rows, int src_cols, float* dst, int dst_rows,
-                     int dst_cols) {
-    const double sx = (double)src_cols / dst_cols, sy = (double)src_rows / dst_rows;
-    // Overlap of destination cell d with source cells, as (index, weight) pairs per cell.
-    auto taps = [](int src_size, int dst_size, double scale) {
-        std::vector<std::vector<std::pair<int, double>>> t(dst_size);
-        for (int d = 0; d < dst_size; ++d) {
-            const double a = d * scale, b = std::min(a + scale, (double)src_size);
-            for (int s = (int)std::floor(a); s < src_size && s < b; ++s) {
+namespace {
+
+// Overlap weights of each destination cell with the source cells along one axis, flat:
+// cell d reads index[begin[d] .. begin[d + 1]) with weight[...] (fractions of the cell).
+struct AreaWeights {
+    int src_size = -1, dst_size = -1;
+    std::vector<int> begin, index;
+    std::vector<double> weight;
+
+    void prepare(int s_size, int d_size) {
+        if (s_size == src_size && d_size == dst_size) return;
+        src_size = s_size, dst_size = d_size;
+        begin.assign(1, 0), index.clear(), weight.clear();
+        const double scale = (double)s_size / d_size;
+        for (int d = 0; d < d_size; ++d) {
+            const double a = d * scale, b = std::min(a + scale, (double)s_size);
+            for (int s = (int)std::floor(a); s < s_size && s < b; ++s) {
                 const double w = std::min(b, s + 1.0) - std::max(a, (double)s);
-                if (w > 1e-12) t[d].push_back({s, w / (b - a)});
+                if (w > 1e-12) index.push_back(s), weight.push_back(w / (b - a));
+            }
+            begin.push_back((int)index.size());
+        }
+    }
+};
+
+}  // namespace
+
+void resize_area_f32(const float* src, int src_rows, int src_cols, float* dst, int dst_rows,
+                     int dst_cols, double offset, double factor) {
+    thread_local AreaWeights tx, ty;
+    thread_local std::vector<double> row, col_sum;
+    const AreaScale ax = area_scale(src_cols, dst_cols), ay = area_scale(src_rows, dst_rows);
+    row.resize(dst_cols);
+    if (ax.exact && ay.exact) {
+        // Integer factors: plain block means (column sums over the band, then kx at a time).
+        const int kx = ax.integer, ky = ay.integer;
+        const double inv = 1.0 / ((double)kx * ky);
+        col_sum.resize(src_cols);
+        for (int dy = 0; dy < dst_rows; ++dy) {
+            std::fill(col_sum.begin(), col_sum.end(), 0.0);
+            for (int yy = 0; yy < ky; ++yy) {
+                const float* s = src + (std::size_t)(dy * ky + yy) * src_cols;
+                for (int c = 0; c < src_cols; ++c) col_sum[c] += s[c];
+            }
+            for (int dx = 0; dx < dst_cols; ++dx) {
+                double sum = 0.0;
+                for (int xx = 0; xx < kx; ++xx) sum += col_sum[dx * kx + xx];
+                dst[(std::size_t)dy * dst_cols + dx] = (float)((sum * inv - offset) * factor);
             }
         }
-        return t;
-    };
-    const auto tx = taps(src_cols, dst_cols, sx), ty = taps(src_rows, dst_rows, sy);
-    std::vector<double> row(dst_cols);
+        return;
+    }
+    tx.prepare(src_cols, dst_cols);
+    ty.prepare(src_rows, dst_rows);
     for (int dy = 0; dy < dst_rows; ++dy) {
         std::fill(row.begin(), row.end(), 0.0);
-        for (const auto& [s_y, w_y] : ty[dy]) {
-            const float* s = src + (std::size_t)s_y * src_cols;
+        for (int j = ty.begin[dy]; j < ty.begin[dy + 1]; ++j) {
+            const float* s = src + (std::size_t)ty.index[j] * src_cols;
+            const double w_y = ty.weight[j];
             for (int dx = 0; dx < dst_cols; ++dx) {
                 double acc = 0.0;
-                for (const auto& [s_x, w_x] : tx[dx]) acc += w_x * s[s_x];
+                for (int i = tx.begin[dx]; i < tx.begin[dx + 1]; ++i) acc += tx.weight[i] * s[tx.index[i]];
                 row[dx] += w_y * acc;
             }
         }
-        for (int dx = 0; dx < dst_cols; ++dx) dst[(std::size_t)dy * dst_cols + dx] = (float)row[dx];
+        for (int dx = 0; dx < dst_cols; ++dx)
+            dst[(std::size_t)dy * dst_cols + dx] = (float)((row[dx] - offset) * factor);
     }
 }
 

@@ -20,8 +20,9 @@ void resize_area_u8(const View8& src, std::uint8_t* dst, int dst_rows, int dst_c
 void resize_area_u8_planes(const std::uint8_t* const* planes, int cn, int rows, int cols,
                            std::uint8_t* dst, int dst_rows, int dst_cols);
 
-// INTER_AREA on one float plane, shrinking only; weights accumulated in double.
+// INTER_AREA on one float plane, shrinking only; weights accumulated in double. Each output
+// value is (area mean - offset) * factor, which folds a min-max normalisation into the resize.
 void resize_area_f32(const float* src, int src_rows, int src_cols, float* dst, int dst_rows,
-                     int dst_cols);
+                     int dst_cols, double offset = 0.0, double factor = 1.0);
 
 }  // namespace microexp
