@@ -4,7 +4,10 @@ batch 1 and 8, one thread and all threads, side by side in one run.
     python -m microexp.export.bench [--models DIR] [--repeats N] [--json]
 
 DIR holds <name>.pt checkpoints (default: the package's training/checkpoints); each is
-exported to ONNX and quantised into a temporary folder first.
+exported to ONNX and quantised into a temporary folder first. HTNets are also exported in
+the authors' NCHW layout as it is (`ort-fp32-nchw` rows), beside the channel-last form the
+export ships (export/htnet_tokens.py), with each graph's node count after ONNX Runtime's
+optimisations.
 """
 from __future__ import annotations
 
@@ -28,18 +31,48 @@ def _ort_session(path, threads: int):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
+def _export_nchw(model, path: Path) -> Path:
+    """The HTNet module exported as trained (NCHW, LayerNorm spelled out), for comparison."""
+    import warnings
+
+    import torch
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(model, (torch.rand(1, 3, 28, 28),), str(path), dynamo=False, opset_version=17,
+                          input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    return path
+
+
+def optimised_nodes(path: Path) -> int:
+    """Nodes left in the graph after ONNX Runtime's CPU optimisations (what it dispatches)."""
+    import onnx
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.optimized_model_filepath = str(path.with_suffix(".optimised.onnx"))
+    ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return len(onnx.load(opts.optimized_model_filepath).graph.node)
+
+
 def run(models_dir: Path, repeats: int):
     import torch
 
+    from microexp.training.models import HTNet
+
     from .onnx_export import export_onnx, load_any_checkpoint, realistic_inputs
     from .quantize import quantize_int8
-    rows = []
+    rows, nodes = [], {}
     all_threads = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
         for ckpt in sorted(models_dir.glob("*.pt")):
             model, meta, kind = load_any_checkpoint(ckpt)
             fp32 = export_onnx(ckpt, Path(tmp) / f"{ckpt.stem}.onnx").onnx_path
             int8 = quantize_int8(fp32, Path(tmp) / f"{ckpt.stem}.int8.onnx", calibration_samples=64)
+            onnx_files = [("ort-fp32", fp32), ("ort-int8", int8)]
+            if isinstance(model, HTNet):
+                nchw = _export_nchw(model, Path(tmp) / f"{ckpt.stem}.nchw.onnx")
+                onnx_files.append(("ort-fp32-nchw", nchw))
+                nodes[ckpt.stem] = {"ort-fp32": optimised_nodes(fp32), "ort-fp32-nchw": optimised_nodes(nchw)}
             maps = realistic_inputs(meta["input_encoding"], 8) * float(meta["input_scale"])
             for batch in (1, 8):
                 x = np.ascontiguousarray(maps[:batch])
@@ -55,7 +88,7 @@ def run(models_dir: Path, repeats: int):
                             else (lambda: model(tx["input"]))
                         p50, p99 = timed(fn, repeats)
                     rows.append(dict(model=ckpt.stem, backend="pytorch-eager", batch=batch, threads=threads, p50_ms=p50, p99_ms=p99))
-                    for name, path in (("ort-fp32", fp32), ("ort-int8", int8)):
+                    for name, path in onnx_files:
                         sess = _ort_session(path, threads)
                         p50, p99 = timed(lambda: sess.run(None, feed), repeats)
                         rows.append(dict(model=ckpt.stem, backend=name, batch=batch, threads=threads, p50_ms=p50, p99_ms=p99))
@@ -68,7 +101,7 @@ def run(models_dir: Path, repeats: int):
     except Exception as err:  # TensorRTUnavailable or anything the probe raises
         trt_note = f"skipped: {err}"
     return {"cpu": platform.processor() or platform.machine(), "cores": all_threads,
-            "repeats": repeats, "tensorrt": trt_note, "results": rows}
+            "repeats": repeats, "tensorrt": trt_note, "results": rows, "optimised_nodes": nodes}
 
 
 def print_table(report):
@@ -79,6 +112,9 @@ def print_table(report):
     for r in report["results"]:
         print(f"{r['model']:14s} {r['backend']:14s} {r['batch']:5d} {r['threads']:7d} "
               f"{r['p50_ms']:8.3f} {r['p99_ms']:8.3f} {r['fps']:9.0f}")
+    for model, counts in report.get("optimised_nodes", {}).items():
+        print(f"{model}: graph nodes after ONNX Runtime's optimisations: "
+              + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
 def main(argv=None):
