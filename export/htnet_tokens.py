@@ -2,10 +2,10 @@
 
 The training module (training/models/htnet.py) keeps the authors' NCHW layout: 1x1
 convolutions, and a LayerNorm over the channel axis written out as mean, variance, sqrt and
-divide. Exported as is, each of those is its own ONNX node (about 200 after ONNX Runtime's
-fusions for the edge model) and a batch-1 call is mostly per-node dispatch. The same
-arithmetic on (tokens, channels) rows exports as Gemm and LayerNormalization nodes instead
-(about 110), which ONNX Runtime runs about 1.7x faster (docs/export.md). Same parameters,
+divide. Exported as is, each of those is its own ONNX node and a batch-1 call is mostly
+per-node dispatch. The same arithmetic on (tokens, channels) rows exports as Gemm and
+LayerNormalization nodes instead: fewer nodes, about half the latency for the edge models
+(`python -m microexp.export.bench`, docs/benchmarks.md). Same parameters,
 shared with the wrapped module, so the export's parity check against the original HTNet
 verifies the rewrite. Inference only: dropout is not applied.
 """
