@@ -150,9 +150,10 @@ class TemplateMatcher:
         x, y, score = matcher.match(region)
     """
 
-    def __init__(self, template: np.ndarray, _portable: bool = False):
-        # _portable: use the portable row loops even where AVX2 is present (a test hook).
-        self._impl = _kernels.PyramidTemplate(template, portable=bool(_portable))
+    def __init__(self, template: np.ndarray, _loops: str = "best"):
+        # _loops: "avx2" or "portable" force narrower row loops than the CPU allows (a test
+        # hook: the tests compare them bit for bit).
+        self._impl = _kernels.PyramidTemplate(template, loops=_loops)
         rows, cols, cn = self._impl.shape
         self.shape = (rows, cols) if np.ndim(template) == 2 else (rows, cols, cn)
         # A 1x1 stand-in with the template's layout, for check_match_args on frames.

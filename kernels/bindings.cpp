@@ -154,7 +154,7 @@ struct FarnebackHandle {
 
 // One prepared template per tracked face; calls are serialised like FarnebackHandle's.
 struct TemplateHandle {
-    TemplateHandle(const View8& tpl, bool portable) : impl(tpl, portable) {}
+    TemplateHandle(const View8& tpl, MatchLoopSet loops) : impl(tpl, loops) {}
     PyramidTemplate impl;
     std::mutex lock;
 };
@@ -349,11 +349,16 @@ PYBIND11_MODULE(_kernels, m) {
     }, py::arg("flow"), py::arg("step"), py::arg("grid"), py::arg("nonfinite"));
 
     py::class_<TemplateHandle>(m, "PyramidTemplate")
-        .def(py::init([](const py::object& tpl, bool portable) {
+        .def(py::init([](const py::object& tpl, const std::string& loops) {
             const std::string fn = "TemplateMatcher";
+            MatchLoopSet set = MatchLoopSet::best;
+            if (loops == "avx2") set = MatchLoopSet::avx2;
+            else if (loops == "portable") set = MatchLoopSet::portable;
+            else if (loops != "best")
+                fail_value(fn, "loops", "must be 'best', 'avx2' or 'portable', got '" + loops + "'");
             py::array a = as_array<std::uint8_t>(tpl, fn, "template", "uint8");
-            return std::make_unique<TemplateHandle>(image_view<std::uint8_t>(a, fn, "template", 1, 4), portable);
-        }), py::arg("template"), py::arg("portable") = false)
+            return std::make_unique<TemplateHandle>(image_view<std::uint8_t>(a, fn, "template", 1, 4), set);
+        }), py::arg("template"), py::arg("loops") = "best")
         .def("match", [](TemplateHandle& h, const py::object& image, bool subpixel) {
             const std::string fn = "TemplateMatcher.match";
             py::array a = as_array<std::uint8_t>(image, fn, "image", "uint8");

@@ -172,6 +172,11 @@ __attribute__((target("avx2"))) inline __m256i widen_add_u32(__m256i acc64, __m2
                                                     _mm256_cvtepu32_epi64(_mm256_extracti128_si256(v32, 1))));
 }
 
+__attribute__((target("avx2"))) inline __m256i widen_add_s32(__m256i acc64, __m256i v32) {
+    return _mm256_add_epi64(acc64, _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(v32)),
+                                                    _mm256_cvtepi32_epi64(_mm256_extracti128_si256(v32, 1))));
+}
+
 __attribute__((target("avx2"))) inline void drain_lanes(Avx2Sums& a, int cn) {
     alignas(32) std::int32_t lanes[kLanes];
     for (int k = 0; k < 6; ++k) {
@@ -328,26 +333,169 @@ __attribute__((target("avx2"))) void downsample_avx2(const View8& src, std::uint
 }
 #endif
 
-// The row loops one search uses: the AVX2 ones where the CPU has them, unless the portable
-// ones are asked for (they are what ARM runs; tests compare the two bit for bit).
+// ---------------------------------------------------------------------------------------------
+// Column sums of rows [r0, r1) of an image, per byte: sum and sum of squares (ColumnStats).
+// One body, compiled for the baseline and, through inlining, for AVX2.
+
+__attribute__((always_inline)) inline void add_rows_body(const View8& img, int r0, int r1, std::int32_t* cs,
+                                                         std::int32_t* cq) {
+    const int n = img.cols * img.cn;
+    for (int r = r0; r < r1; ++r) {
+        const std::uint8_t* p = img.row(r);
+        for (int i = 0; i < n; ++i) {
+            const std::int32_t v = p[i];
+            cs[i] += v;
+            cq[i] += v * v;
+        }
+    }
+}
+
+void add_rows_generic(const View8& img, int r0, int r1, std::int32_t* cs, std::int32_t* cq) {
+    add_rows_body(img, r0, r1, cs, cq);
+}
+
+#if defined(MICROEXP_X86_DISPATCH)
+__attribute__((target("avx2"))) void add_rows_avx2(const View8& img, int r0, int r1, std::int32_t* cs,
+                                                   std::int32_t* cq) {
+    add_rows_body(img, r0, r1, cs, cq);
+}
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// The correlation sum(T * I) of one placement alone (the pyramid search takes the window's
+// channel sums and sum of squares from ColumnStats). `window_total` is the window's sum of
+// all bytes, which the VNNI form needs; the others ignore it.
+
+std::int64_t correlation_generic(const View8& img, const View8& tpl, int x, int y, std::int64_t) {
+    const int n = tpl.cols * tpl.cn;
+    std::int64_t cc = 0;
+    for (int r = 0; r < tpl.rows; ++r) {
+        const std::uint8_t* a = img.row(y + r) + (std::ptrdiff_t)x * img.cn;
+        const std::uint8_t* b = tpl.row(r);
+        for (int start = 0; start < n; start += kChunk) {
+            const int end = std::min(n, start + kChunk);
+            std::int32_t c = 0;
+            for (int i = start; i < end; ++i) c += (std::int32_t)a[i] * b[i];
+            cc += c;
+        }
+    }
+    return cc;
+}
+
+#if defined(MICROEXP_X86_DISPATCH)
+__attribute__((target("avx2"))) inline __m256i widen16(const std::uint8_t* p) {
+    return _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+// Bytes widened to 16 bit, vpmaddwd, 32-bit lanes moved to 64 bit every 4096 steps (a step
+// adds at most 4 * 255^2 to a lane); the last bytes of a row by 16, then one at a time.
+__attribute__((target("avx2"))) std::int64_t correlation_avx2(const View8& img, const View8& tpl, int x,
+                                                              int y, std::int64_t) {
+    const int n = tpl.cols * tpl.cn;
+    __m256i acc32 = _mm256_setzero_si256(), acc64 = _mm256_setzero_si256();
+    std::int64_t scalar = 0;
+    int steps = 0;
+    for (int r = 0; r < tpl.rows; ++r) {
+        const std::uint8_t* a = img.row(y + r) + (std::ptrdiff_t)x * img.cn;
+        const std::uint8_t* b = tpl.row(r);
+        int i = 0;
+        for (; i + 32 <= n; i += 32) {
+            acc32 = _mm256_add_epi32(acc32, _mm256_madd_epi16(widen16(a + i), widen16(b + i)));
+            acc32 = _mm256_add_epi32(acc32, _mm256_madd_epi16(widen16(a + i + 16), widen16(b + i + 16)));
+            if (++steps == 4096) acc64 = widen_add_u32(acc64, acc32), acc32 = _mm256_setzero_si256(), steps = 0;
+        }
+        if (i + 16 <= n) {
+            acc32 = _mm256_add_epi32(acc32, _mm256_madd_epi16(widen16(a + i), widen16(b + i)));
+            if (++steps == 4096) acc64 = widen_add_u32(acc64, acc32), acc32 = _mm256_setzero_si256(), steps = 0;
+            i += 16;
+        }
+        for (; i < n; ++i) scalar += (std::int32_t)a[i] * b[i];
+    }
+    acc64 = widen_add_u32(acc64, acc32);
+    alignas(32) std::int64_t part[4];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(part), acc64);
+    return part[0] + part[1] + part[2] + part[3] + scalar;
+}
+
+// AVX-512 VNNI on 256-bit vectors: vpdpbusd multiplies 32 unsigned image bytes by 32 signed
+// bytes and adds each group of four into a 32-bit lane, in one instruction. The template byte
+// t becomes the signed t - 128 (t XOR 0x80), so the sum is sum(I * T) - 128 * sum(I), and
+// sum(I) is the window total the caller already has. A row's last bytes come through a
+// masked load (zeros past the row, which add nothing). Lanes move to 64 bit before 8192 steps
+// (a step adds at most 4 * 255 * 128 to a lane).
+__attribute__((target("avx2,avx512f,avx512bw,avx512vl,avx512vnni"))) inline __m256i dot32_vnni(
+    __m256i acc, const std::uint8_t* a, const std::uint8_t* b, __m256i flip) {
+    const __m256i p = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a));
+    const __m256i t = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)), flip);
+    return _mm256_dpbusd_epi32(acc, p, t);
+}
+
+__attribute__((target("avx2,avx512f,avx512bw,avx512vl,avx512vnni"))) std::int64_t correlation_vnni(
+    const View8& img, const View8& tpl, int x, int y, std::int64_t window_total) {
+    const int n = tpl.cols * tpl.cn;
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    const int tail = n % 32;
+    const __mmask32 tail_mask = tail ? (__mmask32)((1u << tail) - 1u) : 0;
+    // Four accumulators: one vpdpbusd chain would wait on its own latency every step.
+    __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                      _mm256_setzero_si256()};
+    __m256i acc64 = _mm256_setzero_si256();
+    int steps = 0;
+    for (int r = 0; r < tpl.rows; ++r) {
+        const std::uint8_t* a = img.row(y + r) + (std::ptrdiff_t)x * img.cn;
+        const std::uint8_t* b = tpl.row(r);
+        int i = 0;
+        for (; i + 128 <= n; i += 128)
+            for (int j = 0; j < 4; ++j) acc[j] = dot32_vnni(acc[j], a + i + 32 * j, b + i + 32 * j, flip);
+        for (; i + 32 <= n; i += 32) acc[0] = dot32_vnni(acc[0], a + i, b + i, flip);
+        if (tail) {
+            const __m256i p = _mm256_maskz_loadu_epi8(tail_mask, a + i);
+            const __m256i t = _mm256_xor_si256(_mm256_maskz_loadu_epi8(tail_mask, b + i), flip);
+            acc[1] = _mm256_dpbusd_epi32(acc[1], p, t);
+        }
+        // A row adds at most n / 128 + 5 steps to any one accumulator.
+        steps += n / 128 + 5;
+        if (steps >= 8192) {
+            for (__m256i& v : acc) acc64 = widen_add_s32(acc64, v), v = _mm256_setzero_si256();
+            steps = 0;
+        }
+    }
+    for (__m256i& v : acc) acc64 = widen_add_s32(acc64, v);
+    alignas(32) std::int64_t part[4];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(part), acc64);
+    return part[0] + part[1] + part[2] + part[3] + 128 * window_total;
+}
+#endif
+
+// The row loops one search uses. `Loops::best`: the widest the CPU has (VNNI, else AVX2, else
+// portable); the others force a narrower set, for tests that compare them bit for bit (the
+// portable loops are what ARM runs).
 struct MatchLoops {
     WindowSums (*window_sums)(const View8& img, const View8& tpl, int x, int y);
     void (*downsample)(const View8& src, std::uint8_t* dst, int rows, int cols);
+    std::int64_t (*correlation)(const View8& img, const View8& tpl, int x, int y, std::int64_t window_total);
+    void (*add_rows)(const View8& img, int r0, int r1, std::int32_t* cs, std::int32_t* cq);
 };
 
-const MatchLoops& match_loops(bool portable) {
-    static const MatchLoops generic{window_sums_generic, downsample_generic};
+const MatchLoops& match_loops(MatchLoopSet set) {
+    static const MatchLoops generic{window_sums_generic, downsample_generic, correlation_generic,
+                                    add_rows_generic};
 #if defined(MICROEXP_X86_DISPATCH)
-    static const MatchLoops avx2{window_sums_avx2, downsample_avx2};
+    static const MatchLoops avx2{window_sums_avx2, downsample_avx2, correlation_avx2, add_rows_avx2};
+    static const MatchLoops vnni{window_sums_avx2, downsample_avx2, correlation_vnni, add_rows_avx2};
     static const bool has_avx2 = __builtin_cpu_supports("avx2");
-    if (has_avx2 && !portable) return avx2;
+    static const bool has_vnni = has_avx2 && __builtin_cpu_supports("avx512f") &&
+                                 __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                                 __builtin_cpu_supports("avx512vnni");
+    if (set == MatchLoopSet::best && has_vnni) return vnni;
+    if ((set == MatchLoopSet::best || set == MatchLoopSet::avx2) && has_avx2) return avx2;
 #endif
-    (void)portable;
+    (void)set;
     return generic;
 }
 
 WindowSums window_sums(const View8& img, const View8& tpl, int x, int y) {
-    return match_loops(false).window_sums(img, tpl, x, y);
+    return match_loops(MatchLoopSet::best).window_sums(img, tpl, x, y);
 }
 
 void downsample(const View8& src, Plane& dst, const MatchLoops& loops) {
@@ -357,17 +505,87 @@ void downsample(const View8& src, Plane& dst, const MatchLoops& loops) {
     dst.view = View8{dst.pixels.data(), (std::ptrdiff_t)cols * cn, rows, cols, cn};
 }
 
+// The channel sums and the sum of squares of every window on one row of placements: column
+// sums over the template's height for that row, then prefix sums along the row, so a
+// placement costs O(channels). Moving to a neighbouring row adds one image row and removes
+// another, so a search that walks rows pays about one pass over a window for all of them
+// instead of one per placement.
+class ColumnStats {
+public:
+    // Whether 32-bit column sums are exact for this template height (255^2 * rows < 2^31).
+    static bool fits(int tpl_rows) { return (std::int64_t)tpl_rows * 255 * 255 < (std::int64_t(1) << 31); }
+
+    void reset() { y_ = -1; }
+
+    void sums(const View8& img, int tpl_rows, int tpl_cols, int x, int y, const MatchLoops& loops,
+              WindowSums& w) {
+        move_to(img, tpl_rows, y, loops);
+        const int cn = img.cn;
+        for (int k = 0; k < cn; ++k) w.s[k] = ps_[(std::size_t)(x + tpl_cols) * cn + k] - ps_[(std::size_t)x * cn + k];
+        w.q = pq_[x + tpl_cols] - pq_[x];
+    }
+
+private:
+    void move_to(const View8& img, int h, int y, const MatchLoops& loops) {
+        if (y == y_) return;
+        const int n = img.cols * img.cn;
+        if (y_ >= 0 && std::abs(y - y_) < h / 2) {
+            for (; y_ < y; ++y_) slide(img.row(y_ + h), img.row(y_), n);  // add the row below, drop the top
+            for (; y_ > y; --y_) slide(img.row(y_ - 1), img.row(y_ + h - 1), n);
+        } else {
+            col_s_.assign(n, 0);
+            col_q_.assign(n, 0);
+            loops.add_rows(img, y, y + h, col_s_.data(), col_q_.data());
+            y_ = y;
+        }
+        const int cols = img.cols, cn = img.cn;
+        ps_.resize((std::size_t)(cols + 1) * cn);
+        pq_.resize(cols + 1);
+        for (int k = 0; k < cn; ++k) ps_[k] = 0;
+        pq_[0] = 0;
+        for (int c = 0; c < cols; ++c) {
+            std::int64_t q = 0;
+            for (int k = 0; k < cn; ++k) {
+                ps_[(std::size_t)(c + 1) * cn + k] = ps_[(std::size_t)c * cn + k] + col_s_[(std::size_t)c * cn + k];
+                q += col_q_[(std::size_t)c * cn + k];
+            }
+            pq_[c + 1] = pq_[c] + q;
+        }
+    }
+
+    void slide(const std::uint8_t* in, const std::uint8_t* out, int n) {
+        std::int32_t* cs = col_s_.data();
+        std::int32_t* cq = col_q_.data();
+        for (int i = 0; i < n; ++i) {
+            const std::int32_t a = in[i], b = out[i];
+            cs[i] += a - b;
+            cq[i] += a * a - b * b;
+        }
+    }
+
+    int y_ = -1;
+    std::vector<std::int32_t> col_s_, col_q_;  // per (column, channel) of the image
+    std::vector<std::int64_t> ps_, pq_;        // prefix sums along the row
+};
+
 struct Level {
     View8 img, tpl;
     TemplateStats ts;
     const MatchLoops* loops = nullptr;
     int out_rows = 0, out_cols = 0;
     std::vector<float> cache;  // score per placement, NaN = not computed yet
+    ColumnStats stats;
 
     float score(int x, int y) {
         float& s = cache[(std::size_t)y * out_cols + x];
-        if (std::isnan(s)) s = score_from_sums(loops->window_sums(img, tpl, x, y), ts);
-        return s;
+        if (!std::isnan(s)) return s;
+        if (!ColumnStats::fits(tpl.rows)) return s = score_from_sums(loops->window_sums(img, tpl, x, y), ts);
+        WindowSums w;
+        stats.sums(img, tpl.rows, tpl.cols, x, y, *loops, w);
+        std::int64_t total = 0;
+        for (int k = 0; k < img.cn; ++k) total += w.s[k];
+        w.cc = loops->correlation(img, tpl, x, y, total);
+        return s = score_from_sums(w, ts);
     }
 };
 
@@ -460,9 +678,9 @@ namespace {
 constexpr int kMaxDepth = 4;
 }
 
-PyramidTemplate::PyramidTemplate(const View8& tpl, bool portable) : impl_(std::make_unique<Impl>()) {
+PyramidTemplate::PyramidTemplate(const View8& tpl, MatchLoopSet loops) : impl_(std::make_unique<Impl>()) {
     Impl& t = *impl_;
-    t.loops = &match_loops(portable);
+    t.loops = &match_loops(loops);
     const std::size_t row_bytes = (std::size_t)tpl.cols * tpl.cn;
     t.pixels.resize(row_bytes * tpl.rows);
     for (int r = 0; r < tpl.rows; ++r)
@@ -516,6 +734,7 @@ Match PyramidTemplate::match(const View8& img, bool subpixel) {
         lv.tpl = t.views[l];
         lv.ts = t.stats[l];
         lv.loops = t.loops;
+        lv.stats.reset();  // a new frame
         lv.out_rows = lv.img.rows - lv.tpl.rows + 1;
         lv.out_cols = lv.img.cols - lv.tpl.cols + 1;
         lv.cache.assign((std::size_t)lv.out_rows * lv.out_cols,

@@ -26,10 +26,12 @@ Match match_pyramid(const View8& img, const View8& tpl, bool subpixel);
 // The same search with the template's side prepared once (a copy of the template, its
 // halved levels and their statistics): for tracking, where one template meets every frame.
 // match() is not thread-safe (it reuses scratch buffers); the caller serialises calls.
-// `portable`: the portable row loops even where AVX2 is present (what ARM runs; for tests).
+// `loops`: which row loops to use; anything but `best` is for tests comparing them.
+enum class MatchLoopSet { best, avx2, portable };
+
 class PyramidTemplate {
 public:
-    explicit PyramidTemplate(const View8& tpl, bool portable = false);
+    explicit PyramidTemplate(const View8& tpl, MatchLoopSet loops = MatchLoopSet::best);
     ~PyramidTemplate();
     PyramidTemplate(const PyramidTemplate&) = delete;
     PyramidTemplate& operator=(const PyramidTemplate&) = delete;

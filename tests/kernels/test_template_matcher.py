@@ -90,14 +90,14 @@ def _halved(img):
 
 
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
-@pytest.mark.parametrize("portable", [False, True])
-def test_template_levels_are_exact_halvings(channels, portable):
+@pytest.mark.parametrize("loops", ["best", "portable"])
+def test_template_levels_are_exact_halvings(channels, loops):
     """Every prepared level against a NumPy halving, for widths that end the vector loops at
     every remainder (gray: 32 pixels per step, BGR: 4)."""
     rng = np.random.default_rng(channels)
     for rows, cols in ((257, 611), (64, 130), (99, 67), (33, 35)):
         tpl = rng.integers(0, 256, (rows, cols, channels), dtype=np.uint8)
-        impl = K.TemplateMatcher(tpl, _portable=portable)._impl
+        impl = K.TemplateMatcher(tpl, _loops=loops)._impl
         assert impl.depth >= 1
         want = tpl
         for level in range(1, impl.depth + 1):
@@ -108,18 +108,28 @@ def test_template_levels_are_exact_halvings(channels, portable):
         impl.level(impl.depth + 1)
 
 
+LOOPS = ("best", "avx2", "portable")  # best: VNNI where the CPU has it, else AVX2, else portable
+
+
 @pytest.mark.parametrize("i", range(len(CASES)))
-def test_portable_and_vector_loops_agree_bit_for_bit(i):
-    """ARM runs the portable row loops, x86 with AVX2 the vector ones (window sums and the
-    halving): the same integer sums, so the same placements and the same float scores."""
+def test_every_loop_set_agrees_bit_for_bit(i):
+    """ARM runs the portable row loops, x86 the AVX2 or VNNI ones (correlation, window
+    sums, halving): the same integer sums, so the same placements and the same float scores."""
     img, tpl = CASES[i]
     for subpixel in (False, True):
-        assert K.TemplateMatcher(tpl, _portable=True).match(img, subpixel) == K.TemplateMatcher(tpl).match(img, subpixel)
+        results = {loops: K.TemplateMatcher(tpl, _loops=loops).match(img, subpixel) for loops in LOOPS}
+        assert len(set(results.values())) == 1, results
 
 
-def test_portable_and_vector_loops_agree_on_tracking_pairs():
+def test_every_loop_set_agrees_on_tracking_pairs():
     for img, tpl in realistic_pairs(24, seed=8):
         four = np.dstack([img, img[..., :1]]) if img.ndim == 3 else img
         four_t = np.dstack([tpl, tpl[..., :1]]) if tpl.ndim == 3 else tpl
         for a, t in ((img, tpl), (four, four_t)):
-            assert K.TemplateMatcher(t, _portable=True).match(a, True) == K.TemplateMatcher(t).match(a, True)
+            results = {loops: K.TemplateMatcher(t, _loops=loops).match(a, True) for loops in LOOPS}
+            assert len(set(results.values())) == 1, results
+
+
+def test_unknown_loop_set_is_refused():
+    with pytest.raises(ValueError, match="'loops' must be 'best', 'avx2' or 'portable'"):
+        K.TemplateMatcher(np.zeros((20, 20), np.uint8), _loops="sse")
