@@ -133,3 +133,14 @@ def test_every_loop_set_agrees_on_tracking_pairs():
 def test_unknown_loop_set_is_refused():
     with pytest.raises(ValueError, match="'loops' must be 'best', 'avx2' or 'portable'"):
         K.TemplateMatcher(np.zeros((20, 20), np.uint8), _loops="sse")
+
+
+def test_templates_too_tall_for_32_bit_column_sums_take_the_direct_sums():
+    """255^2 * rows >= 2^31 from 33026 rows on: that level sums each window directly."""
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (33060, 24), dtype=np.uint8)
+    tpl = np.clip(img[20:20 + 33030, 3:21].astype(np.int16) + rng.integers(-3, 4, (33030, 18)), 0, 255).astype(np.uint8)
+    want = K.match_template(img, tpl, mode="exact")
+    for loops in LOOPS:
+        got = K.TemplateMatcher(tpl, _loops=loops).match(img)
+        assert got[:2] == want[:2] == (3, 20) and got[2] == pytest.approx(want[2], abs=1e-6)
