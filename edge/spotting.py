@@ -8,9 +8,8 @@ the threshold. Events shorter than `min_ms` or longer than `max_ms` are dropped 
 expressions last up to 500 ms)."""
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -39,36 +38,57 @@ def region_motion(flow: np.ndarray, grid: int = 4, step: int = 4) -> Dict[str, f
     return kernels.region_motion(flow, grid=grid, step=step, nonfinite="zero")
 
 
+def _median(values: np.ndarray) -> float:
+    """numpy.median's value (the mean of the two middle values when their count is even),
+    by one partial sort and without its generic overhead."""
+    n = len(values)
+    lo, hi = (n - 1) // 2, n // 2
+    part = np.partition(values, (lo, hi))
+    return float(0.5 * (part[lo] + part[hi]))
+
+
 class IntervalSpotter:
     def __init__(self, fps: float, k: float = 6.0, min_ms: float = 40.0, max_ms: float = 500.0,
                  baseline_frames: int = 200, floor: float = 0.05):
         self.fps, self.k, self.floor = fps, k, floor
         self.min_frames = max(1, int(round(min_ms * fps / 1000)))
         self.max_frames = max(self.min_frames, int(round(max_ms * fps / 1000)))
-        self.calm = deque(maxlen=baseline_frames)
+        # The last `baseline_frames` calm motion values, as a ring (their order does not
+        # matter to a median): no list is converted to an array on every frame.
+        self._calm = np.empty(max(1, int(baseline_frames)), np.float64)
+        self._calm_count = self._calm_next = 0
         self.open: Optional[dict] = None
 
+    def baseline(self) -> Optional[Tuple[float, float]]:
+        """Median and MAD (scaled to a normal sigma) of the calm frames; None before 5."""
+        n = self._calm_count
+        if n < 5:
+            return None
+        values = self._calm[:n]
+        med = _median(values)
+        return med, _median(np.abs(values - med)) * 1.4826
+
     def threshold(self) -> float:
-        if len(self.calm) < 5:
-            return float("inf")  # no baseline yet
-        values = np.asarray(self.calm)
-        med = float(np.median(values))
-        mad = float(np.median(np.abs(values - med))) * 1.4826
-        return med + max(self.k * mad, self.floor)
+        base = self.baseline()
+        return float("inf") if base is None else base[0] + max(self.k * base[1], self.floor)
 
     def calm_level(self) -> float:
-        values = np.asarray(self.calm)
-        med = float(np.median(values))
-        return med + 2.0 * float(np.median(np.abs(values - med))) * 1.4826
+        base = self.baseline()
+        return float("inf") if base is None else base[0] + 2.0 * base[1]
+
+    def _add_calm(self, motion: float):
+        self._calm[self._calm_next] = motion
+        self._calm_next = (self._calm_next + 1) % len(self._calm)
+        self._calm_count = min(self._calm_count + 1, len(self._calm))
 
     def update(self, frame: int, t: float, motion: float, au: Optional[Dict[str, float]] = None,
                emotion: Optional[Dict[str, float]] = None) -> Optional[Event]:
         """Feed one frame; returns an Event when one closes at this frame."""
-        threshold = self.threshold()
-        above = motion > threshold
+        base = self.baseline()  # once per frame: threshold and calm level share it
+        above = base is not None and motion > base[0] + max(self.k * base[1], self.floor)
         # Only clearly calm frames feed the baseline, so a slow rise cannot drag it upwards.
-        if len(self.calm) < 5 or motion <= self.calm_level():
-            self.calm.append(motion)
+        if base is None or motion <= base[0] + 2.0 * base[1]:
+            self._add_calm(motion)
         if self.open is None:
             if above:
                 self.open = dict(onset=(frame, t), apex=(frame, t), peak=motion, au=dict(au or {}),

@@ -1,0 +1,59 @@
+"""The interval detector on hand-made motion traces (no video, no models)."""
+import numpy as np
+import pytest
+
+from microexp.edge.spotting import IntervalSpotter, _median
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 8, 199, 200])
+def test_median_is_numpys(n):
+    values = np.random.default_rng(n).normal(size=n)
+    assert _median(values) == np.median(values)
+
+
+def test_baseline_is_median_and_mad_of_the_last_calm_frames():
+    rng = np.random.default_rng(0)
+    spotter = IntervalSpotter(fps=100, baseline_frames=50)
+    fed = []  # an independent account: a frame feeds the baseline while there are fewer than
+    # 5 calm frames or when it is at most median + 2 MAD of the last 50 of them
+    for i, m in enumerate(np.abs(rng.normal(0.2, 0.01, 400))):
+        window = np.asarray(fed[-50:])
+        if len(fed) < 5:
+            assert spotter.baseline() is None
+            fed.append(float(m))
+        else:
+            med = np.median(window)
+            mad = np.median(np.abs(window - med)) * 1.4826
+            assert spotter.baseline() == pytest.approx((med, mad), rel=1e-12)
+            assert spotter.threshold() == pytest.approx(med + max(spotter.k * mad, spotter.floor))
+            if m <= med + 2 * mad:
+                fed.append(float(m))
+        spotter.update(i, i / 100, float(m))
+    assert len(fed) > 120  # the ring wrapped more than twice
+
+
+def _run(trace, fps=100.0, **kw):
+    spotter = IntervalSpotter(fps=fps, **kw)
+    return [e for i, m in enumerate(trace) if (e := spotter.update(i, i / fps, float(m))) is not None]
+
+
+def _trace(bump_start, bump_len, n=300, seed=1):
+    rng = np.random.default_rng(seed)
+    trace = 0.2 + rng.normal(0, 0.005, n)
+    t = np.arange(bump_len)
+    trace[bump_start:bump_start + bump_len] += 2.0 * np.sin(np.pi * (t + 0.5) / bump_len)
+    return trace
+
+
+def test_a_bump_becomes_one_event_with_its_onset_apex_and_offset():
+    events = _run(_trace(150, 20), k=6.0)
+    assert len(events) == 1
+    e = events[0]
+    assert 150 <= e.onset_frame <= 152 and 167 <= e.offset_frame <= 169
+    assert e.apex_frame in (159, 160) and e.peak_motion > 2.0
+    assert e.onset_time == pytest.approx(e.onset_frame / 100) and e.offset_time == pytest.approx(e.offset_frame / 100)
+
+
+def test_too_short_and_too_long_bumps_are_dropped():
+    assert _run(_trace(150, 2), min_ms=40) == []  # 20 ms at 100 fps
+    assert _run(_trace(100, 80), max_ms=500) == []  # 800 ms
