@@ -382,6 +382,14 @@ std::int64_t correlation_generic(const View8& img, const View8& tpl, int x, int 
     return cc;
 }
 
+// Three neighbouring placements on one row, (x, y), (x + 1, y), (x + 2, y): one pass over the
+// template and the image rows instead of three (the vector forms); the window at level 0 does
+// not fit the L2 cache, so a placement alone is paced by memory, not arithmetic.
+void correlation3_generic(const View8& img, const View8& tpl, int x, int y, const std::int64_t* totals,
+                          std::int64_t* out) {
+    for (int j = 0; j < 3; ++j) out[j] = correlation_generic(img, tpl, x + j, y, totals[j]);
+}
+
 #if defined(MICROEXP_X86_DISPATCH)
 __attribute__((target("avx2"))) inline __m256i widen16(const std::uint8_t* p) {
     return _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
@@ -415,6 +423,37 @@ __attribute__((target("avx2"))) std::int64_t correlation_avx2(const View8& img, 
     alignas(32) std::int64_t part[4];
     _mm256_store_si256(reinterpret_cast<__m256i*>(part), acc64);
     return part[0] + part[1] + part[2] + part[3] + scalar;
+}
+
+__attribute__((target("avx2"))) void correlation3_avx2(const View8& img, const View8& tpl, int x, int y,
+                                                      const std::int64_t*, std::int64_t* out) {
+    const int n = tpl.cols * tpl.cn, cn = img.cn;
+    __m256i acc32[3], acc64[3];
+    for (int j = 0; j < 3; ++j) acc32[j] = acc64[j] = _mm256_setzero_si256();
+    std::int64_t scalar[3] = {0, 0, 0};
+    int steps = 0;
+    for (int r = 0; r < tpl.rows; ++r) {
+        const std::uint8_t* a = img.row(y + r) + (std::ptrdiff_t)x * cn;
+        const std::uint8_t* b = tpl.row(r);
+        int i = 0;
+        for (; i + 16 <= n; i += 16) {
+            const __m256i t = widen16(b + i);
+            for (int j = 0; j < 3; ++j)
+                acc32[j] = _mm256_add_epi32(acc32[j], _mm256_madd_epi16(widen16(a + i + j * cn), t));
+            if (++steps == 8192) {  // a step adds at most 2 * 255^2 to a lane
+                for (int j = 0; j < 3; ++j) acc64[j] = widen_add_u32(acc64[j], acc32[j]), acc32[j] = _mm256_setzero_si256();
+                steps = 0;
+            }
+        }
+        for (; i < n; ++i)
+            for (int j = 0; j < 3; ++j) scalar[j] += (std::int32_t)a[i + j * cn] * b[i];
+    }
+    for (int j = 0; j < 3; ++j) {
+        acc64[j] = widen_add_u32(acc64[j], acc32[j]);
+        alignas(32) std::int64_t part[4];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(part), acc64[j]);
+        out[j] = part[0] + part[1] + part[2] + part[3] + scalar[j];
+    }
 }
 
 // AVX-512 VNNI on 256-bit vectors: vpdpbusd multiplies 32 unsigned image bytes by 32 signed
@@ -465,6 +504,53 @@ __attribute__((target("avx2,avx512f,avx512bw,avx512vl,avx512vnni"))) std::int64_
     _mm256_store_si256(reinterpret_cast<__m256i*>(part), acc64);
     return part[0] + part[1] + part[2] + part[3] + 128 * window_total;
 }
+
+__attribute__((target("avx2,avx512f,avx512bw,avx512vl,avx512vnni"))) void correlation3_vnni(
+    const View8& img, const View8& tpl, int x, int y, const std::int64_t* totals, std::int64_t* out) {
+    const int n = tpl.cols * tpl.cn, cn = img.cn;
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    const int tail = n % 32;
+    const __mmask32 tail_mask = tail ? (__mmask32)((1u << tail) - 1u) : 0;
+    // Two accumulators per placement, alternating, so no vpdpbusd waits on the previous one.
+    __m256i acc[6], acc64[3];
+    for (auto& v : acc) v = _mm256_setzero_si256();
+    for (auto& v : acc64) v = _mm256_setzero_si256();
+    int steps = 0;
+    for (int r = 0; r < tpl.rows; ++r) {
+        const std::uint8_t* a = img.row(y + r) + (std::ptrdiff_t)x * cn;
+        const std::uint8_t* b = tpl.row(r);
+        int i = 0;
+        for (; i + 64 <= n; i += 64)
+            for (int h = 0; h < 2; ++h) {
+                const __m256i t = _mm256_xor_si256(
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + i + 32 * h)), flip);
+                for (int j = 0; j < 3; ++j)
+                    acc[2 * j + h] = _mm256_dpbusd_epi32(
+                        acc[2 * j + h], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i + 32 * h + j * cn)), t);
+            }
+        for (; i + 32 <= n; i += 32) {
+            const __m256i t = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + i)), flip);
+            for (int j = 0; j < 3; ++j)
+                acc[2 * j] = _mm256_dpbusd_epi32(acc[2 * j], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i + j * cn)), t);
+        }
+        if (tail) {
+            const __m256i t = _mm256_xor_si256(_mm256_maskz_loadu_epi8(tail_mask, b + i), flip);
+            for (int j = 0; j < 3; ++j)
+                acc[2 * j + 1] = _mm256_dpbusd_epi32(acc[2 * j + 1], _mm256_maskz_loadu_epi8(tail_mask, a + i + j * cn), t);
+        }
+        steps += n / 64 + 3;  // at most this many steps on any one accumulator per row
+        if (steps >= 8192) {
+            for (int j = 0; j < 6; ++j) acc64[j / 2] = widen_add_s32(acc64[j / 2], acc[j]), acc[j] = _mm256_setzero_si256();
+            steps = 0;
+        }
+    }
+    for (int j = 0; j < 6; ++j) acc64[j / 2] = widen_add_s32(acc64[j / 2], acc[j]);
+    for (int j = 0; j < 3; ++j) {
+        alignas(32) std::int64_t part[4];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(part), acc64[j]);
+        out[j] = part[0] + part[1] + part[2] + part[3] + 128 * totals[j];
+    }
+}
 #endif
 
 // The row loops one search uses. `Loops::best`: the widest the CPU has (VNNI, else AVX2, else
@@ -475,14 +561,18 @@ struct MatchLoops {
     void (*downsample)(const View8& src, std::uint8_t* dst, int rows, int cols);
     std::int64_t (*correlation)(const View8& img, const View8& tpl, int x, int y, std::int64_t window_total);
     void (*add_rows)(const View8& img, int r0, int r1, std::int32_t* cs, std::int32_t* cq);
+    void (*correlation3)(const View8& img, const View8& tpl, int x, int y, const std::int64_t* totals,
+                         std::int64_t* out);
 };
 
 const MatchLoops& match_loops(MatchLoopSet set) {
     static const MatchLoops generic{window_sums_generic, downsample_generic, correlation_generic,
-                                    add_rows_generic};
+                                    add_rows_generic, correlation3_generic};
 #if defined(MICROEXP_X86_DISPATCH)
-    static const MatchLoops avx2{window_sums_avx2, downsample_avx2, correlation_avx2, add_rows_avx2};
-    static const MatchLoops vnni{window_sums_avx2, downsample_avx2, correlation_vnni, add_rows_avx2};
+    static const MatchLoops avx2{window_sums_avx2, downsample_avx2, correlation_avx2, add_rows_avx2,
+                                 correlation3_avx2};
+    static const MatchLoops vnni{window_sums_avx2, downsample_avx2, correlation_vnni, add_rows_avx2,
+                                 correlation3_vnni};
     static const bool has_avx2 = __builtin_cpu_supports("avx2");
     static const bool has_vnni = has_avx2 && __builtin_cpu_supports("avx512f") &&
                                  __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
@@ -587,6 +677,24 @@ struct Level {
         w.cc = loops->correlation(img, tpl, x, y, total);
         return s = score_from_sums(w, ts);
     }
+
+    // Scores of (x, y), (x + 1, y), (x + 2, y) (all inside the level), the three correlations
+    // in one pass when none is cached yet.
+    void score_row3(int x, int y) {
+        float* s = &cache[(std::size_t)y * out_cols + x];
+        if (!std::isnan(s[0]) || !std::isnan(s[1]) || !std::isnan(s[2]) || !ColumnStats::fits(tpl.rows)) {
+            for (int j = 0; j < 3; ++j) score(x + j, y);
+            return;
+        }
+        WindowSums w[3];
+        std::int64_t totals[3] = {0, 0, 0}, cc[3];
+        for (int j = 0; j < 3; ++j) {
+            stats.sums(img, tpl.rows, tpl.cols, x + j, y, *loops, w[j]);
+            for (int k = 0; k < img.cn; ++k) totals[j] += w[j].s[k];
+        }
+        loops->correlation3(img, tpl, x, y, totals, cc);
+        for (int j = 0; j < 3; ++j) w[j].cc = cc[j], s[j] = score_from_sums(w[j], ts);
+    }
 };
 
 bool better(float s, int x, int y, float best, int bx, int by) {
@@ -598,11 +706,14 @@ Match best_in_window(Level& lv, int cx, int cy, int radius) {
     Match m;
     m.score = -std::numeric_limits<float>::infinity();
     m.x = m.y = -1;
-    for (int y = std::max(0, cy - radius); y <= std::min(lv.out_rows - 1, cy + radius); ++y)
-        for (int x = std::max(0, cx - radius); x <= std::min(lv.out_cols - 1, cx + radius); ++x) {
+    const int x0 = std::max(0, cx - radius), x1 = std::min(lv.out_cols - 1, cx + radius);
+    for (int y = std::max(0, cy - radius); y <= std::min(lv.out_rows - 1, cy + radius); ++y) {
+        if (x1 - x0 == 2) lv.score_row3(x0, y);  // the 3x3 refinement's rows: one pass each
+        for (int x = x0; x <= x1; ++x) {
             const float s = lv.score(x, y);
             if (m.x < 0 || better(s, x, y, m.score, m.x, m.y)) m.score = s, m.x = x, m.y = y;
         }
+    }
     return m;
 }
 
