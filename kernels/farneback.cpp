@@ -91,8 +91,21 @@ void linear_taps(int src, int dst, std::vector<int>& index, std::vector<float>& 
     }
 }
 
-// cv::resize INTER_LINEAR for float images of `cn` interleaved channels. Each source row is
-// filtered horizontally once, however many destination rows use it.
+// One source row filtered horizontally, `CN` interleaved channels known at compile time so
+// that the channel loop unrolls (1: image pyramid, 2: flow).
+template <int CN>
+void resize_row_linear(const float* s, int scols, const ResizeScratch& t, int dcols, float* out) {
+    const int* xi = t.xi.data();
+    const float* xw = t.xw.data();
+    for (int x = 0; x < dcols; ++x) {
+        const int i = xi[x], i1 = std::min(i + 1, scols - 1);
+        const float w = xw[x];
+        for (int c = 0; c < CN; ++c) out[x * CN + c] = s[i * CN + c] * (1.f - w) + s[i1 * CN + c] * w;
+    }
+}
+
+// cv::resize INTER_LINEAR for float images of `cn` (1 or 2) interleaved channels. Each source
+// row is filtered horizontally once, however many destination rows use it.
 void resize_linear_f32(const float* src, int srows, int scols, float* dst, int drows, int dcols, int cn,
                        ResizeScratch& t) {
     linear_taps(scols, dcols, t.xi, t.xw);
@@ -103,11 +116,10 @@ void resize_linear_f32(const float* src, int srows, int scols, float* dst, int d
     int have[2] = {-1, -1};
     auto hpass = [&](int y, float* out) {
         const float* s = src + (std::ptrdiff_t)y * scols * cn;
-        for (int x = 0; x < dcols; ++x) {
-            const int i = t.xi[x], i1 = std::min(i + 1, scols - 1);
-            const float w = t.xw[x];
-            for (int c = 0; c < cn; ++c) out[x * cn + c] = s[i * cn + c] * (1.f - w) + s[i1 * cn + c] * w;
-        }
+        if (cn == 1)
+            resize_row_linear<1>(s, scols, t, dcols, out);
+        else
+            resize_row_linear<2>(s, scols, t, dcols, out);
     };
     for (int y = 0; y < drows; ++y) {
         const int y0 = t.yi[y], y1 = std::min(y0 + 1, srows - 1);
