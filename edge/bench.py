@@ -7,7 +7,8 @@ parameters), the NumPy/OpenCV HSV chain, and the AU model in PyTorch eager when 
 installed (else the same ONNX model on ONNX Runtime). Ours: Pipeline.process with the native
 kernels (pyramid matching, encode_hsv28 into the model's buffer) and ONNX Runtime, in
 reference mode (Farneback with the seed parameters, native kernel, 224 px crop) and in a fast
-mode (by default the native Farneback fast preset on a 144 px crop). Emotion model off in all
+mode (by default the native Farneback fast preset on a 144 px crop, tracked at half
+resolution). Emotion model off in all
 columns, so that they do the same work. Detection happens once, on the reference frame,
 outside the timings.
 
@@ -27,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .flow import FAST_CROP
+from .flow import FAST_CROP, FAST_TRACK_LEVEL
 
 # In the checkout and in the installed package alike: <root>/training/faces next to edge/.
 PHOTO = Path(__file__).resolve().parents[1] / "training" / "faces" / "astronaut.png"
@@ -86,12 +87,13 @@ def _stats(samples):
             "p99": float(np.percentile(a, 99)), "mean": float(a.mean())}
 
 
-def run_ours(frames, flow: str, threads: int, crop: int = 224):
+def run_ours(frames, flow: str, threads: int, crop: int = 224, track_level: int = 0):
     """Per-stage latency statistics, the face box, and every frame's 28x28 HSV map."""
     from .pipeline import Pipeline, PipelineConfig
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pipe = Pipeline(PipelineConfig(flow=flow, crop_size=crop, emotion_model=None, threads=threads, fps=200))
+        pipe = Pipeline(PipelineConfig(flow=flow, crop_size=crop, emotion_model=None, threads=threads, fps=200,
+                                       track_level=track_level))
     first = pipe.process(frames[0])
     if not first.success:
         raise RuntimeError("bench: no face found in the synthetic frame")
@@ -164,13 +166,13 @@ def run_baseline(frames, box, threads: int):
     return {k: _stats(v) for k, v in stages.items()}, model_name, np.stack(maps)
 
 
-def run(frames_n: int, threads: int, fast_flow: str, fast_crop: int):
+def run(frames_n: int, threads: int, fast_flow: str, fast_crop: int, fast_track_level: int = 0):
     frames = samm_like_frames(frames_n)
     strength = planted_profile(frames_n)[1:]
     ours, box, ref_maps = run_ours(frames, "farneback", threads)
-    fast, _, fast_maps = run_ours(frames, fast_flow, threads, fast_crop)
+    fast, _, fast_maps = run_ours(frames, fast_flow, threads, fast_crop, fast_track_level)
     base, model_name, base_maps = run_baseline(frames, box, threads)
-    fast_name = f"ours_{fast_flow}@{fast_crop}"
+    fast_name = f"ours_{fast_flow}@{fast_crop}" + (f"/track{fast_track_level}" if fast_track_level else "")
     return {"frames": frames_n - 1, "threads": threads, "cpu": platform.processor() or platform.machine(),
             "frame_size": [2040, 1088], "face_box": list(box), "baseline_model": model_name,
             "baseline": base, "ours_reference": ours, fast_name: fast,
@@ -211,12 +213,16 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--fast-flow", default="farneback-fast", help="the flow of the fast-mode column")
     p.add_argument("--fast-crop", type=int, default=FAST_CROP, help="the aligned crop size of the fast-mode column")
+    p.add_argument("--fast-track-level", type=int, default=FAST_TRACK_LEVEL,
+                   help="pyramid level the fast column's tracking stops at (0 full resolution, 1 half)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
+    if not 0 <= args.fast_track_level <= 4:
+        p.error("--fast-track-level must be 0 to 4")
     if args.frames < 3:
         p.error("--frames must be at least 3")
     if args.fast_crop < 28:
         p.error("--fast-crop must be at least 28")
-    report = run(args.frames, args.threads, args.fast_flow, args.fast_crop)
+    report = run(args.frames, args.threads, args.fast_flow, args.fast_crop, args.fast_track_level)
     print(json.dumps(report, indent=1)) if args.json else print_table(report)
     return 0

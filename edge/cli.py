@@ -63,6 +63,9 @@ def run_command(argv) -> int:
     p.add_argument("--flow", default="farneback", help="farneback (reference, native), farneback-opencv (same through cv2), farneback-fast "
                    "(fast mode, 144 px crop), dis-ultrafast, dis-fast, dis-medium, tvl1 (slow)")
     p.add_argument("--crop", type=int, help="aligned crop size in px (default: 224; 144 with --flow farneback-fast)")
+    p.add_argument("--track-level", type=int, choices=range(5), metavar="{0..4}",
+                   help="pyramid level the face tracking stops at: 0 full resolution (default), "
+                        "1 half resolution (default with --flow farneback-fast)")
     p.add_argument("--reference", default="fixed", choices=("fixed", "lag", "refresh"))
     p.add_argument("--fps", type=float, help="override the source's frame rate (folders default to 200)")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
@@ -78,9 +81,12 @@ def run_command(argv) -> int:
     from .timeline import Timeline
     from .pipeline import Pipeline, PipelineConfig
     from .sources import FrameSource
-    from .flow import FAST_CROP
-    crop = args.crop or (FAST_CROP if args.flow == "farneback-fast" else 224)
-    overrides = dict(flow=args.flow, reference=args.reference, threads=args.threads, crop_size=crop)
+    from .flow import FAST_CROP, FAST_TRACK_LEVEL
+    fast = args.flow == "farneback-fast"
+    crop = args.crop or (FAST_CROP if fast else 224)
+    track_level = args.track_level if args.track_level is not None else (FAST_TRACK_LEVEL if fast else 0)
+    overrides = dict(flow=args.flow, reference=args.reference, threads=args.threads, crop_size=crop,
+                     track_level=track_level)
     if args.au_model:
         overrides["au_model"] = args.au_model
     if args.emotion_model:

@@ -39,6 +39,7 @@ class PipelineConfig:
     crop_size: int = 224
     margin: int = 40
     match_mode: str = "pyramid"
+    track_level: int = 0  # pyramid level the tracking stops at: 0 full resolution, 1 half (faster)
     track_threshold: float = 0.5  # NCC score below which the face is re-detected
     reference: str = "fixed"  # 'fixed' | 'lag' | 'refresh'
     lag_ms: float = 150.0  # 'lag': the reference is the frame this long ago
@@ -56,6 +57,10 @@ class PipelineConfig:
             raise ValueError(f"PipelineConfig: spot_score {self.spot_score!r} is not a motion score")
         if self.crop_size < 28:
             raise ValueError(f"PipelineConfig: crop_size must be >= 28, got {self.crop_size}")
+        if self.track_level not in range(5):
+            raise ValueError(f"PipelineConfig: track_level must be 0 to 4, got {self.track_level!r}")
+        if self.track_level and self.match_mode != "pyramid":
+            raise ValueError(f"PipelineConfig: track_level > 0 needs match_mode 'pyramid', got {self.match_mode!r}")
 
 
 @dataclass
@@ -164,7 +169,8 @@ class Pipeline:
         else:
             crop, box, confidence = kernels.align_crop(frame, self.tracked, self.box, margin=c.margin,
                                                        size=(c.crop_size, c.crop_size),
-                                                       mode=c.match_mode, out=self._crop)
+                                                       mode=c.match_mode, out=self._crop,
+                                                       finest_level=c.track_level)
             lat["align"] = (time.perf_counter() - t0) * 1e3
             if confidence < c.track_threshold:
                 t1 = time.perf_counter()

@@ -159,9 +159,14 @@ class TemplateMatcher:
         # A 1x1 stand-in with the template's layout, for check_match_args on frames.
         self._probe = np.zeros((1, 1) + self.shape[2:], np.uint8)
 
-    def match(self, image: np.ndarray, subpixel: bool = False):
-        """``(x, y, score)`` of the best placement in ``image``, as ``match_template``."""
-        x, y, score, sx, sy = self._impl.match(image, bool(subpixel))
+    def match(self, image: np.ndarray, subpixel: bool = False, finest_level: int = 0):
+        """``(x, y, score)`` of the best placement in ``image``, as ``match_template``.
+
+        ``finest_level`` > 0 stops the search at that pyramid level (1: half resolution)
+        and returns the nearest full-resolution placement to its parabola-refined peak, with
+        that level's score: a faster, coarser tracking (results then differ from
+        ``match_template``'s by a pixel or so)."""
+        x, y, score, sx, sy = self._impl.match(image, bool(subpixel), int(finest_level))
         return (sx, sy, score) if subpixel else (x, y, score)
 
 
@@ -173,6 +178,7 @@ def align_crop(
     size: Tuple[int, int] = (224, 224),
     mode: str = "exact",
     out: Optional[np.ndarray] = None,
+    finest_level: int = 0,
 ) -> Tuple[np.ndarray, Tuple[int, int, int, int], float]:
     """Track the reference face by template matching and return the aligned crop.
 
@@ -182,6 +188,8 @@ def align_crop(
     grey level). ``out``, when given, receives the crop (uint8, C-contiguous, shape
     (height, width[, channels])) and is returned. ``template`` may be a ``TemplateMatcher``
     (``mode`` must then be ``"pyramid"``), which spares re-preparing it every frame.
+    ``finest_level`` > 0 (a ``TemplateMatcher`` only) tracks at that pyramid level, see
+    ``TemplateMatcher.match``.
 
     Returns:
         ``(crop, new_box, score)`` with ``new_box`` = (x1, y1, x2, y2) of the matched window.
@@ -208,7 +216,10 @@ def align_crop(
             f"{tw}x{th} template"
         )
     region = frame[ry1:ry2, rx1:rx2]
-    x, y, score = matcher.match(region) if matcher else match_template(region, template, mode=mode)
+    if finest_level and matcher is None:
+        raise ValueError("align_crop: finest_level > 0 needs a TemplateMatcher as 'template'")
+    x, y, score = (matcher.match(region, finest_level=finest_level) if matcher
+                   else match_template(region, template, mode=mode))
     cx, cy = rx1 + x, ry1 + y
     crop = _kernels.resize_linear(frame[cy : cy + th, cx : cx + tw], height, width, out)
     return crop, (cx, cy, cx + tw, cy + th), score

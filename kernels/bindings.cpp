@@ -359,8 +359,10 @@ PYBIND11_MODULE(_kernels, m) {
             py::array a = as_array<std::uint8_t>(tpl, fn, "template", "uint8");
             return std::make_unique<TemplateHandle>(image_view<std::uint8_t>(a, fn, "template", 1, 4), set);
         }), py::arg("template"), py::arg("loops") = "best")
-        .def("match", [](TemplateHandle& h, const py::object& image, bool subpixel) {
+        .def("match", [](TemplateHandle& h, const py::object& image, bool subpixel, int finest_level) {
             const std::string fn = "TemplateMatcher.match";
+            if (finest_level < 0 || finest_level > 4)
+                fail_value(fn, "finest_level", "must be 0 to 4, got " + std::to_string(finest_level));
             py::array a = as_array<std::uint8_t>(image, fn, "image", "uint8");
             View8 v = image_view<std::uint8_t>(a, fn, "image", 1, 4);
             View8 t{nullptr, 0, h.impl.rows(), h.impl.cols(), h.impl.channels()};
@@ -369,10 +371,10 @@ PYBIND11_MODULE(_kernels, m) {
             {
                 py::gil_scoped_release nogil;
                 std::lock_guard<std::mutex> guard(h.lock);
-                r = h.impl.match(v, subpixel);
+                r = h.impl.match(v, subpixel, finest_level);
             }
             return py::make_tuple(r.x, r.y, r.score, r.sub_x, r.sub_y);
-        }, py::arg("image"), py::arg("subpixel") = false)
+        }, py::arg("image"), py::arg("subpixel") = false, py::arg("finest_level") = 0)
         .def_property_readonly("shape", [](TemplateHandle& h) {
             return py::make_tuple(h.impl.rows(), h.impl.cols(), h.impl.channels());
         })

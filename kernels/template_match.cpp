@@ -816,10 +816,10 @@ int PyramidTemplate::depth() const { return (int)impl_->views.size() - 1; }
 const View8& PyramidTemplate::level(int l) const { return impl_->views.at(l); }
 
 Match match_pyramid(const View8& img, const View8& tpl, bool subpixel) {
-    return PyramidTemplate(tpl).match(img, subpixel);
+    return PyramidTemplate(tpl).match(img, subpixel, 0);
 }
 
-Match PyramidTemplate::match(const View8& img, bool subpixel) {
+Match PyramidTemplate::match(const View8& img, bool subpixel, int finest) {
     Impl& t = *impl_;
     const View8& tpl = t.views[0];
     // Depth: halve while the template keeps at least 16 px on its short side and there are at
@@ -832,6 +832,7 @@ Match PyramidTemplate::match(const View8& img, bool subpixel) {
 
     std::vector<Plane>& img_planes = t.img_planes;
     std::vector<Level>& levels = t.levels;
+    const int stop = std::clamp(finest, 0, depth);  // the finest level searched
     img_planes.resize(depth + 1);
     levels.resize(depth + 1);
     for (int l = 0; l <= depth; ++l) {
@@ -889,7 +890,7 @@ Match PyramidTemplate::match(const View8& img, bool subpixel) {
         // Each finer level: the 3x3 placements around the doubled position, then a hill-climb
         // until the placement is a local maximum of that level (a few more placements when
         // the doubling landed one off, instead of always scanning a 5x5 window).
-        for (int l = depth - 1; l >= 0; --l) {
+        for (int l = depth - 1; l >= stop; --l) {
             Level& lv = levels[l];
             m = best_in_window(lv, 2 * m.x, 2 * m.y, 1);
             for (int step = 0; step < 64; ++step) {
@@ -902,14 +903,25 @@ Match PyramidTemplate::match(const View8& img, bool subpixel) {
     }
     best.sub_x = best.x;
     best.sub_y = best.y;
-    if (subpixel) {
-        Level& fine = levels[0];
+    if (subpixel || stop > 0) {
+        Level& fine = levels[stop];
         if (best.x > 0 && best.x < fine.out_cols - 1)
             best.sub_x += parabola_offset(fine.score(best.x - 1, best.y), best.score,
                                           fine.score(best.x + 1, best.y));
         if (best.y > 0 && best.y < fine.out_rows - 1)
             best.sub_y += parabola_offset(fine.score(best.x, best.y - 1), best.score,
                                           fine.score(best.x, best.y + 1));
+    }
+    if (stop > 0) {
+        // Placement x at level l is x * 2^l at full resolution (the 2x2 averages of the image
+        // and of the template start on the same even pixel); the nearest full-resolution
+        // placement is returned, with the refined position when asked for.
+        const double scale = (double)(1 << stop);
+        best.sub_x = std::clamp(best.sub_x * scale, 0.0, (double)(img.cols - tpl.cols));
+        best.sub_y = std::clamp(best.sub_y * scale, 0.0, (double)(img.rows - tpl.rows));
+        best.x = std::clamp((int)std::lround(best.sub_x), 0, img.cols - tpl.cols);
+        best.y = std::clamp((int)std::lround(best.sub_y), 0, img.rows - tpl.rows);
+        if (!subpixel) best.sub_x = best.x, best.sub_y = best.y;
     }
     return best;
 }

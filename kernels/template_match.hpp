@@ -35,7 +35,10 @@ public:
     ~PyramidTemplate();
     PyramidTemplate(const PyramidTemplate&) = delete;
     PyramidTemplate& operator=(const PyramidTemplate&) = delete;
-    Match match(const View8& img, bool subpixel);
+    // `finest` > 0 stops the refinement at that pyramid level (1 = half resolution) and
+    // scales its parabola-refined position back to the nearest full-resolution placement;
+    // the score is then that level's. A faster, coarser tracking.
+    Match match(const View8& img, bool subpixel, int finest = 0);
     int rows() const;
     int cols() const;
     int channels() const;

@@ -90,6 +90,10 @@ def test_bad_inputs_are_named(tmp_path):
         FrameSource(tmp_path / "nowhere.mp4")
     with pytest.raises(ValueError, match="reference"):
         PipelineConfig(reference="sometimes")
+    with pytest.raises(ValueError, match="track_level must be 0 to 4"):
+        PipelineConfig(track_level=5)
+    with pytest.raises(ValueError, match="track_level > 0 needs match_mode 'pyramid'"):
+        PipelineConfig(track_level=1, match_mode="exact")
     with pytest.raises(ValueError, match="method"):
         Pipeline(PipelineConfig(flow="magic"))
     (tmp_path / "empty").mkdir()
@@ -122,7 +126,7 @@ def test_video_file_source(tmp_path):
 def test_bench_reports_stages_for_ours_and_the_baseline(capsys):
     assert main(["bench", "--frames", "8", "--fast-flow", "dis-ultrafast", "--fast-crop", "112", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    for column in ("baseline", "ours_reference", "ours_dis-ultrafast@112"):
+    for column in ("baseline", "ours_reference", "ours_dis-ultrafast@112/track1"):  # half-resolution tracking by default
         assert report[column]["total"]["p50"] > 0
         assert {"align", "flow", "encode", "au_model", "total"} <= set(report[column])
     assert 350 < report["face_box"][2] - report["face_box"][0] < 450  # SAMM-like ~400 px face
@@ -131,7 +135,7 @@ def test_bench_reports_stages_for_ours_and_the_baseline(capsys):
     # baseline computes the reference maps with cv2's Farneback; ours must agree with it.
     fid = report["fidelity_vs_reference"]
     assert fid["baseline"]["frames"] >= 1 and fid["baseline"]["min_r"] > 0.99
-    assert -1 <= fid["ours_dis-ultrafast@112"]["median_r"] <= 1
+    assert -1 <= fid["ours_dis-ultrafast@112/track1"]["median_r"] <= 1
 
 
 def test_planted_motion_moves_the_face_in_the_bench_frames():
@@ -181,7 +185,11 @@ def test_fixed_reference_reuses_the_onset_expansions_and_fast_mode_runs(tmp_path
     assert all(r.success for r in results)
     # frame 0 sets the reference and expands it once; every later frame finds it unchanged
     assert pipe.flow._native.reference_reuses == len(results) - 1
-    fast = Pipeline(PipelineConfig(flow="farneback-fast", crop_size=144, emotion_model=None))
+    fast = Pipeline(PipelineConfig(flow="farneback-fast", crop_size=144, emotion_model=None, track_level=1))
     fast_results = list(fast.stream(str(folder)))
     assert [r.success for r in fast_results] == [True] * len(results)
     assert set(fast_results[-1].au) == set(results[-1].au)
+    # Half-resolution tracking places the face within a pixel of the full-resolution search.
+    for full, half in zip(results[1:], fast_results[1:]):
+        assert max(abs(a - b) for a, b in zip(full.box, half.box)) <= 1
+        assert half.confidence > 0.9

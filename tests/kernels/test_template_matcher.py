@@ -144,3 +144,28 @@ def test_templates_too_tall_for_32_bit_column_sums_take_the_direct_sums():
     for loops in LOOPS:
         got = K.TemplateMatcher(tpl, _loops=loops).match(img)
         assert got[:2] == want[:2] == (3, 20) and got[2] == pytest.approx(want[2], abs=1e-6)
+
+
+def test_half_resolution_tracking_lands_within_a_pixel_of_the_full_search():
+    """finest_level=1 stops at the halved images and maps the parabola-refined peak back to
+    full resolution: within one pixel of the exact placement on every tracking pair."""
+    for img, tpl in realistic_pairs(60, seed=12):
+        matcher = K.TemplateMatcher(tpl)
+        x, y, _ = K.match_template(img, tpl, mode="exact")
+        hx, hy, hscore = matcher.match(img, finest_level=1)
+        assert isinstance(hx, int) and abs(hx - x) <= 1 and abs(hy - y) <= 1
+        assert 0.5 < hscore <= 1.0
+        sx, sy, _ = matcher.match(img, subpixel=True, finest_level=1)
+        assert (round(sx), round(sy)) == (hx, hy)
+        # A level beyond the pyramid's depth is the coarsest search alone, still in range.
+        cx, cy, _ = matcher.match(img, finest_level=4)
+        assert 0 <= cx <= img.shape[1] - tpl.shape[1] and 0 <= cy <= img.shape[0] - tpl.shape[0]
+
+
+def test_finest_level_is_checked():
+    matcher = K.TemplateMatcher(np.zeros((40, 40, 3), np.uint8))
+    with pytest.raises(ValueError, match="'finest_level' must be 0 to 4"):
+        matcher.match(np.zeros((60, 60, 3), np.uint8), finest_level=5)
+    with pytest.raises(ValueError, match="finest_level > 0 needs a TemplateMatcher"):
+        K.align_crop(np.zeros((80, 80, 3), np.uint8), np.zeros((20, 20, 3), np.uint8), (10, 10, 30, 30),
+                     mode="pyramid", finest_level=1)
