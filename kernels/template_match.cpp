@@ -921,6 +921,30 @@ Match PyramidTemplate::match(const View8& img, bool subpixel, int finest) {
         best.sub_y = std::clamp(best.sub_y * scale, 0.0, (double)(img.rows - tpl.rows));
         best.x = std::clamp((int)std::lround(best.sub_x), 0, img.cols - tpl.cols);
         best.y = std::clamp((int)std::lround(best.sub_y), 0, img.rows - tpl.rows);
+        // A peak near half-way between two pixels is where rounding can miss the full-
+        // resolution maximum: there the two (or four) nearest placements are scored at full
+        // resolution, directly, and the best kept (its score stays the coarse level's).
+        auto candidates = [](double v, int hi, int* out) {
+            const double f = v - std::floor(v);
+            const int lo = std::clamp((int)std::floor(v), 0, hi);
+            out[0] = lo;
+            out[1] = std::min(lo + 1, hi);
+            return (f > 0.3 && f < 0.7 && out[1] != out[0]) ? 2 : 0;
+        };
+        int cx[2], cy[2];
+        const int nx = candidates(best.sub_x, img.cols - tpl.cols, cx);
+        const int ny = candidates(best.sub_y, img.rows - tpl.rows, cy);
+        if (nx || ny) {
+            if (!nx) cx[0] = best.x;
+            if (!ny) cy[0] = best.y;
+            float top = -std::numeric_limits<float>::infinity();
+            for (int j = 0; j < std::max(ny, 1); ++j)
+                for (int i = 0; i < std::max(nx, 1); ++i) {
+                    const float sc = score_from_sums(t.loops->window_sums(img, tpl, cx[i], cy[j]), t.stats[0]);
+                    if (sc > top || (sc == top && (cy[j] < best.y || (cy[j] == best.y && cx[i] < best.x))))
+                        top = sc, best.x = cx[i], best.y = cy[j];
+                }
+        }
         if (!subpixel) best.sub_x = best.x, best.sub_y = best.y;
     }
     return best;
