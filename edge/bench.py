@@ -88,7 +88,8 @@ def _stats(samples):
 
 
 def run_ours(frames, flow: str, threads: int, crop: int = 224, track_level: int = 0):
-    """Per-stage latency statistics, the face box, and every frame's 28x28 HSV map."""
+    """Per-stage latency statistics, the first face box, every frame's 28x28 HSV map, and
+    every frame's tracked box."""
     from .pipeline import Pipeline, PipelineConfig
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -97,13 +98,14 @@ def run_ours(frames, flow: str, threads: int, crop: int = 224, track_level: int 
     first = pipe.process(frames[0])
     if not first.success:
         raise RuntimeError("bench: no face found in the synthetic frame")
-    stages, maps = {}, []
+    stages, maps, boxes = {}, [], []
     for f in frames[1:]:
         r = pipe.process(f)
         maps.append(pipe._hsv.copy())
+        boxes.append(r.box)
         for k, v in r.latency_ms.items():
             stages.setdefault(k, []).append(v)
-    return {k: _stats(v) for k, v in stages.items()}, first.box, np.stack(maps)
+    return {k: _stats(v) for k, v in stages.items()}, first.box, np.stack(maps), boxes
 
 
 def fidelity(maps, reference, strength):
@@ -169,8 +171,8 @@ def run_baseline(frames, box, threads: int):
 def run(frames_n: int, threads: int, fast_flow: str, fast_crop: int, fast_track_level: int = 0):
     frames = samm_like_frames(frames_n)
     strength = planted_profile(frames_n)[1:]
-    ours, box, ref_maps = run_ours(frames, "farneback", threads)
-    fast, _, fast_maps = run_ours(frames, fast_flow, threads, fast_crop, fast_track_level)
+    ours, box, ref_maps, ref_boxes = run_ours(frames, "farneback", threads)
+    fast, _, fast_maps, fast_boxes = run_ours(frames, fast_flow, threads, fast_crop, fast_track_level)
     base, model_name, base_maps = run_baseline(frames, box, threads)
     fast_name = f"ours_{fast_flow}@{fast_crop}" + (f"/track{fast_track_level}" if fast_track_level else "")
     return {"frames": frames_n - 1, "threads": threads, "cpu": platform.processor() or platform.machine(),
@@ -179,7 +181,10 @@ def run(frames_n: int, threads: int, fast_flow: str, fast_crop: int, fast_track_
             "speedup_total_p50_reference": base["total"]["p50"] / ours["total"]["p50"],
             "speedup_total_p50_fast": base["total"]["p50"] / fast["total"]["p50"],
             "fidelity_vs_reference": {"baseline": fidelity(base_maps, ref_maps, strength),
-                                      fast_name: fidelity(fast_maps, ref_maps, strength)}}
+                                      fast_name: fidelity(fast_maps, ref_maps, strength)},
+            # How often the fast column's tracking placed the face where reference mode did.
+            "same_face_box_as_reference": {fast_name: sum(a == b for a, b in zip(fast_boxes, ref_boxes)),
+                                           "frames": len(ref_boxes)}}
 
 
 def print_table(report):
@@ -187,16 +192,17 @@ def print_table(report):
     print(f"{report['frames']} frames of {report['frame_size'][0]}x{report['frame_size'][1]}, face "
           f"{report['face_box'][2] - report['face_box'][0]} px, {report['threads']} thread(s); "
           f"baseline model: {report['baseline_model']}")
-    head = f"{'stage':10s}" + "".join(f"{c:>30s}" for c in cols)
+    w = max(30, max(len(c) for c in cols) + 2)  # column width: the longest name and a gap
+    head = f"{'stage':10s}" + "".join(f"{c:>{w}s}" for c in cols)
     print(head + "\n" + "-" * len(head))
-    print(f"{'':10s}" + "".join(f"{'p50 / p90 / p99 ms':>30s}" for _ in cols))
+    print(f"{'':10s}" + "".join(f"{'p50 / p90 / p99 ms':>{w}s}" for _ in cols))
     for stage in ("align", "flow", "motion", "encode", "au_model", "total"):
         cells = []
         for c in cols:
             s = report[c].get(stage)
             cells.append(f"{s['p50']:8.2f} /{s['p90']:7.2f} /{s['p99']:7.2f}" if s else "")
-        print(f"{stage:10s}" + "".join(f"{x:>30s}" for x in cells))
-    fps = "".join(f"{1e3 / report[c]['total']['p50']:30.1f}" for c in cols)
+        print(f"{stage:10s}" + "".join(f"{x:>{w}s}" for x in cells))
+    fps = "".join(f"{1e3 / report[c]['total']['p50']:{w}.1f}" for c in cols)
     print(f"{'FPS (p50)':10s}" + fps)
     for k in report:
         if k.startswith("speedup"):
@@ -205,6 +211,10 @@ def print_table(report):
         if fid["frames"]:
             print(f"28x28 HSV maps of {name} vs reference mode, {fid['frames']} frames of planted motion: "
                   f"Pearson r median {fid['median_r']:.4f}, p10 {fid['p10_r']:.4f}, min {fid['min_r']:.4f}")
+    same = dict(report["same_face_box_as_reference"])
+    total = same.pop("frames")
+    for name, count in same.items():
+        print(f"face box of {name} equal to reference mode's on {count} of {total} frames")
 
 
 def main(argv=None) -> int:

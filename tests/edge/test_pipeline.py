@@ -136,6 +136,8 @@ def test_bench_reports_stages_for_ours_and_the_baseline(capsys):
     fid = report["fidelity_vs_reference"]
     assert fid["baseline"]["frames"] >= 1 and fid["baseline"]["min_r"] > 0.99
     assert -1 <= fid["ours_dis-ultrafast@112/track1"]["median_r"] <= 1
+    same = report["same_face_box_as_reference"]
+    assert same["frames"] == 7 and 0 <= same["ours_dis-ultrafast@112/track1"] <= 7
 
 
 def test_planted_motion_moves_the_face_in_the_bench_frames():
