@@ -41,7 +41,7 @@ struct AreaTap {
 };
 
 // OpenCV's computeResizeAreaTab: the source cells each destination cell overlaps, with weights.
-std::vector<AreaTap> area_taps(int src_size, int dst_size, int cn, double scale) {
+std::vector<AreaTap> area_taps(int src_size, int dst_size, double scale) {
     std::vector<AreaTap> tab;
     tab.reserve(2 * (std::size_t)src_size + 2);
     for (int d = 0; d < dst_size; ++d) {
@@ -50,10 +50,10 @@ std::vector<AreaTap> area_taps(int src_size, int dst_size, int cn, double scale)
         int s1 = (int)std::ceil(f1), s2 = (int)std::floor(f2);
         s2 = std::min(s2, src_size - 1);
         s1 = std::min(s1, s2);
-        if (s1 - f1 > 1e-3) tab.push_back({(s1 - 1) * cn, d * cn, (float)((s1 - f1) / cell)});
-        for (int s = s1; s < s2; ++s) tab.push_back({s * cn, d * cn, (float)(1.0 / cell)});
+        if (s1 - f1 > 1e-3) tab.push_back({s1 - 1, d, (float)((s1 - f1) / cell)});
+        for (int s = s1; s < s2; ++s) tab.push_back({s, d, (float)(1.0 / cell)});
         if (f2 - s2 > 1e-3)
-            tab.push_back({s2 * cn, d * cn, (float)(std::min(std::min(f2 - s2, 1.0), cell) / cell)});
+            tab.push_back({s2, d, (float)(std::min(std::min(f2 - s2, 1.0), cell) / cell)});
     }
     return tab;
 }
@@ -142,50 +142,6 @@ void resize_linear_u8(const View8& src, std::uint8_t* dst, std::ptrdiff_t dst_st
     }
 }
 
-void resize_area_u8(const View8& src, std::uint8_t* dst, int dst_rows, int dst_cols) {
-    const int cn = src.cn;
-    const AreaScale sx = area_scale(src.cols, dst_cols), sy = area_scale(src.rows, dst_rows);
-    if (sx.exact && sy.exact) {
-        const int kx = sx.integer, ky = sy.integer;
-        const float inv_area = 1.f / (float)(kx * ky);
-        for (int dy = 0; dy < dst_rows; ++dy)
-            for (int dx = 0; dx < dst_cols; ++dx)
-                for (int k = 0; k < cn; ++k) {
-                    int sum = 0;
-                    for (int yy = 0; yy < ky; ++yy) {
-                        const std::uint8_t* s = src.row(dy * ky + yy) + (dx * kx) * cn + k;
-                        for (int xx = 0; xx < kx; ++xx) sum += s[xx * cn];
-                    }
-                    dst[(dy * dst_cols + dx) * cn + k] = area_mean_u8(sum, kx, ky, inv_area);
-                }
-        return;
-    }
-    const std::vector<AreaTap> xtab = area_taps(src.cols, dst_cols, cn, sx.scale);
-    const std::vector<AreaTap> ytab = area_taps(src.rows, dst_rows, 1, sy.scale);
-    const int width = dst_cols * cn;
-    std::vector<float> buf(width), sum(width, 0.f);
-    auto flush = [&](int dy) {
-        std::uint8_t* d = dst + (std::size_t)dy * width;
-        for (int x = 0; x < width; ++x) d[x] = round_to_u8(sum[x]);
-    };
-    int prev_dy = ytab.empty() ? 0 : ytab[0].dst;
-    for (const AreaTap& yt : ytab) {
-        const float beta = yt.alpha;
-        const std::uint8_t* s = src.row(yt.src);
-        std::fill(buf.begin(), buf.end(), 0.f);
-        for (const AreaTap& xt : xtab)
-            for (int k = 0; k < cn; ++k) buf[xt.dst + k] += (float)s[xt.src + k] * xt.alpha;
-        if (yt.dst != prev_dy) {
-            flush(prev_dy);
-            for (int x = 0; x < width; ++x) sum[x] = beta * buf[x];
-            prev_dy = yt.dst;
-        } else {
-            for (int x = 0; x < width; ++x) sum[x] += beta * buf[x];
-        }
-    }
-    flush(prev_dy);
-}
-
 namespace {
 
 // The fractional-weight tables of one (rows, cols) -> (dst_rows, dst_cols) resize, with each
@@ -198,19 +154,23 @@ struct AreaPlan {
     void prepare(int r, int c, int dr, int dc) {
         if (r == rows && c == cols && dr == dst_rows && dc == dst_cols) return;
         rows = r, cols = c, dst_rows = dr, dst_cols = dc;
-        xtab = area_taps(c, dc, 1, area_scale(c, dc).scale);
-        ytab = area_taps(r, dr, 1, area_scale(r, dr).scale);
+        xtab = area_taps(c, dc, area_scale(c, dc).scale);
+        ytab = area_taps(r, dr, area_scale(r, dr).scale);
         x_begin.assign(dc + 1, (int)xtab.size());
         for (int i = (int)xtab.size() - 1; i >= 0; --i) x_begin[xtab[i].dst] = i;
         for (int d = dc - 1; d >= 0; --d) x_begin[d] = std::min(x_begin[d], x_begin[d + 1]);
     }
 };
 
-// OpenCV's general INTER_AREA on separate planes: per output value the same float operations
-// in the same order as resize_area_u8 (so the same bytes), without interleaving the planes
-// first; a source row on a cell boundary is weighed horizontally once for both cells.
-void resize_area_fractional_planes(const std::uint8_t* const* planes, int cn, int rows, int cols,
-                                   std::uint8_t* dst, int dst_rows, int dst_cols) {
+// OpenCV's general INTER_AREA (computeResizeAreaTab's fractional weights, each source row
+// weighed horizontally, then the rows blended into their destination row), one channel at a
+// time: channel k's pixel (r, c) is channels[k][r * row_stride + c * pixel_stride], so this
+// reads separate planes (pixel_stride 1) and interleaved images (pixel_stride = cn) alike.
+// Per output value the float operations and their order are OpenCV's, so the bytes are; a
+// source row on a cell boundary is weighed once for both cells it feeds.
+void resize_area_fractional(const std::uint8_t* const* channels, int cn, int rows, int cols,
+                            std::ptrdiff_t row_stride, int pixel_stride, std::uint8_t* dst, int dst_rows,
+                            int dst_cols) {
     thread_local AreaPlan plan;
     thread_local std::vector<float> buf, sum;
     AreaPlan& p = plan;
@@ -227,11 +187,11 @@ void resize_area_fractional_planes(const std::uint8_t* const* planes, int cn, in
         std::fill(acc, acc + dst_cols, 0.f);
         for (const AreaTap& yt : p.ytab) {
             if (yt.src != weighed_row) {
-                const std::uint8_t* s = planes[k] + (std::size_t)yt.src * cols;
+                const std::uint8_t* s = channels[k] + yt.src * row_stride;
                 for (int d = 0; d < dst_cols; ++d) {
                     float v = 0.f;
                     for (int i = p.x_begin[d]; i < p.x_begin[d + 1]; ++i)
-                        v += (float)s[p.xtab[i].src] * p.xtab[i].alpha;
+                        v += (float)s[p.xtab[i].src * pixel_stride] * p.xtab[i].alpha;
                     b[d] = v;
                 }
                 weighed_row = yt.src;
@@ -251,11 +211,36 @@ void resize_area_fractional_planes(const std::uint8_t* const* planes, int cn, in
 
 }  // namespace
 
+void resize_area_u8(const View8& src, std::uint8_t* dst, int dst_rows, int dst_cols) {
+    const int cn = src.cn;
+    const AreaScale sx = area_scale(src.cols, dst_cols), sy = area_scale(src.rows, dst_rows);
+    if (sx.exact && sy.exact) {
+        const int kx = sx.integer, ky = sy.integer;
+        const float inv_area = 1.f / (float)(kx * ky);
+        for (int dy = 0; dy < dst_rows; ++dy)
+            for (int dx = 0; dx < dst_cols; ++dx)
+                for (int k = 0; k < cn; ++k) {
+                    int sum = 0;
+                    for (int yy = 0; yy < ky; ++yy) {
+                        const std::uint8_t* s = src.row(dy * ky + yy) + (dx * kx) * cn + k;
+                        for (int xx = 0; xx < kx; ++xx) sum += s[xx * cn];
+                    }
+                    dst[(dy * dst_cols + dx) * cn + k] = area_mean_u8(sum, kx, ky, inv_area);
+                }
+        return;
+    }
+    // Any other factor: the fractional-weight path, reading the channels in place.
+    const std::uint8_t* channels[4];
+    for (int k = 0; k < cn; ++k) channels[k] = src.data + k;
+    resize_area_fractional(channels, cn, src.rows, src.cols, src.stride, cn, dst, dst_rows, dst_cols);
+}
+
+
 void resize_area_u8_planes(const std::uint8_t* const* planes, int cn, int rows, int cols,
                            std::uint8_t* dst, int dst_rows, int dst_cols) {
     const AreaScale sx = area_scale(cols, dst_cols), sy = area_scale(rows, dst_rows);
     if (!sx.exact || !sy.exact)
-        return resize_area_fractional_planes(planes, cn, rows, cols, dst, dst_rows, dst_cols);
+        return resize_area_fractional(planes, cn, rows, cols, cols, 1, dst, dst_rows, dst_cols);
     const int kx = sx.integer, ky = sy.integer;
     const float inv_area = 1.f / (float)(kx * ky);
     // Column sums of each band of ky rows, a whole row at a time (the compiler vectorises

@@ -29,3 +29,14 @@ def test_area_shrink_is_exact(src_size):
     img = rng.integers(0, 256, src_size + (3,), dtype=np.uint8)
     np.testing.assert_array_equal(K.resize_area(img, (28, 28)),
                                   cv2.resize(img, (28, 28), interpolation=cv2.INTER_AREA))
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_area_shrink_reads_padded_rows(channels):
+    """A column slice of a larger image (rows further apart than their pixels): the
+    fractional-weight path steps by the row stride, the integer one too."""
+    img = np.random.default_rng(channels).integers(0, 256, (120, 150, channels), dtype=np.uint8)
+    for view in (img[:, 7:120], img[:, 10:122]):  # 113 columns (fractional), 112 (4x)
+        view = view[..., 0] if channels == 1 else view
+        np.testing.assert_array_equal(K.resize_area(view, (28, 28)),
+                                      cv2.resize(np.ascontiguousarray(view), (28, 28), interpolation=cv2.INTER_AREA))
