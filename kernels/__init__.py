@@ -163,9 +163,10 @@ class TemplateMatcher:
         """``(x, y, score)`` of the best placement in ``image``, as ``match_template``.
 
         ``finest_level`` > 0 stops the search at that pyramid level (1: half resolution)
-        and returns the nearest full-resolution placement to its parabola-refined peak, with
-        that level's score: a faster, coarser tracking (results then differ from
-        ``match_template``'s by a pixel or so)."""
+        and returns the nearest full-resolution placement to its parabola-refined peak (the
+        better of the two neighbours, scored at full resolution, when the peak lies near
+        half-way), with that level's score: a faster tracking whose placement is within a
+        pixel of ``match_template``'s, usually the same one."""
         x, y, score, sx, sy = self._impl.match(image, bool(subpixel), int(finest_level))
         return (sx, sy, score) if subpixel else (x, y, score)
 
