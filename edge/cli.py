@@ -71,6 +71,12 @@ def run_command(argv) -> int:
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--au-model", help="ONNX AU model (default: the shipped one)")
     p.add_argument("--emotion-model", help="ONNX emotion model (default: the shipped one; 'none' to skip)")
+    p.add_argument("--spotter-model", nargs="?", const="default",
+                   help="run a streaming spotting model per frame (spot_* columns); without a path, the "
+                        "shipped CNN-LSTM")
+    p.add_argument("--spot-score", choices=("motion", "motion_upper", "motion_lower", "motion_local", "learned"),
+                   default="motion_local",
+                   help="what the event detector follows (default: motion_local; 'learned' needs --spotter-model)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-timeline", action="store_true", help="skip the PNG timeline")
     p.add_argument("--video", action="store_true", help="also write an annotated annotated.mp4")
@@ -91,6 +97,11 @@ def run_command(argv) -> int:
         overrides["au_model"] = args.au_model
     if args.emotion_model:
         overrides["emotion_model"] = None if args.emotion_model == "none" else args.emotion_model
+    if args.spotter_model:
+        from .pipeline import MODELS
+        overrides["spotter_model"] = str(MODELS / "cnn_lstm.onnx") if args.spotter_model == "default" \
+            else args.spotter_model
+    overrides["spot_score"] = args.spot_score
     if args.source is None:
         args.source = str(Path(__file__).parent / "samples" / "sample_clip.mp4")
         print(f"microexp run: no source given, analysing the sample clip {args.source}", file=sys.stderr)
@@ -103,6 +114,7 @@ def run_command(argv) -> int:
     out = Path(args.out)
     au_names = pipe.au_model.labels if pipe.au_model else []
     emotions = pipe.emotion_model.labels if pipe.emotion_model else []
+    spotting = pipe.spotter_model.labels if pipe.spotter_model else []
     frames_path = out / f"frames.{args.format}"
     try:
         total = len(source)
@@ -118,7 +130,7 @@ def run_command(argv) -> int:
         from .annotate import AnnotatedVideo
         video = AnnotatedVideo(out / "annotated.mp4", source.fps)
     pipe.use_fps(source.fps)
-    with FrameWriter(frames_path, au_names, emotions, args.format, thresholds) as rows:
+    with FrameWriter(frames_path, au_names, emotions, args.format, thresholds, spotting) as rows:
         events = EventWriter(out / "events.jsonl")
         try:
             for frame in source:

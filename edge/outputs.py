@@ -2,8 +2,9 @@
 an error or Ctrl-C leaves only complete rows behind.
 
 Columns follow OpenFace / py-feat habits: frame, timestamp, face_id, confidence, success,
-face_x, face_y, face_w, face_h, AUxx probabilities (0..1), emotion probabilities, motion
-scores, the event flag, per-stage latency in ms (lat_*)."""
+face_x, face_y, face_w, face_h, AUxx probabilities (0..1), emotion probabilities, the learned
+spotter's class probabilities (spot_*, when one runs), motion scores, the event flag,
+per-stage latency in ms (lat_*)."""
 from __future__ import annotations
 
 import csv
@@ -14,19 +15,21 @@ from typing import List, Optional, Sequence
 
 from .pipeline import FrameResult
 
-STAGES = ("detect", "align", "flow", "motion", "encode", "au_model", "emotion_model", "total")
+STAGES = ("detect", "align", "flow", "motion", "encode", "au_model", "emotion_model", "spotter_model", "total")
 MOTION = ("motion", "motion_upper", "motion_lower", "motion_local")
 
 
-def columns(au_names: List[str], emotion_names: List[str], openface: bool = False) -> List[str]:
+def columns(au_names: List[str], emotion_names: List[str], openface: bool = False,
+            spotting_names: Sequence[str] = ()) -> List[str]:
     presence = [f"{n}_c" for n in au_names] if openface else []
     return (["frame", "timestamp", "face_id", "confidence", "success", "face_x", "face_y", "face_w", "face_h"]
-            + list(au_names) + presence + [f"emotion_{e}" for e in emotion_names] + list(MOTION)
+            + list(au_names) + presence + [f"emotion_{e}" for e in emotion_names]
+            + [f"spot_{s}" for s in spotting_names] + list(MOTION)
             + ["event"] + [f"lat_{s}" for s in STAGES])
 
 
 def row(result: FrameResult, au_names: List[str], emotion_names: List[str],
-        thresholds: Optional[Sequence[float]] = None) -> dict:
+        thresholds: Optional[Sequence[float]] = None, spotting_names: Sequence[str] = ()) -> dict:
     box = result.box
     r = {"frame": result.frame, "timestamp": round(result.timestamp, 6), "face_id": 0,
          "confidence": round(result.confidence, 5), "success": int(result.success),
@@ -39,6 +42,8 @@ def row(result: FrameResult, au_names: List[str], emotion_names: List[str],
             r[f"{n}_c"] = int(result.au[n] >= t) if n in result.au else ""
     for n in emotion_names:
         r[f"emotion_{n}"] = round(result.emotion[n], 5) if n in result.emotion else ""
+    for n in spotting_names:
+        r[f"spot_{n}"] = round(result.spotting[n], 5) if n in result.spotting else ""
     for m in MOTION:
         r[m] = round(result.motion[m], 5) if m in result.motion else ""
     r["event"] = int(result.event is not None)
@@ -52,23 +57,25 @@ class FrameWriter:
     columns, so OpenFace / py-feat tooling can read the file."""
 
     def __init__(self, path, au_names: List[str], emotion_names: List[str], fmt: Optional[str] = None,
-                 thresholds: Optional[Sequence[float]] = None):
+                 thresholds: Optional[Sequence[float]] = None, spotting_names: Sequence[str] = ()):
         self.path = Path(path)
         self.fmt = fmt or ("jsonl" if self.path.suffix == ".jsonl" else "csv")
         if self.fmt not in ("csv", "jsonl"):
             raise ValueError(f"FrameWriter: format must be 'csv' or 'jsonl', got {self.fmt!r}")
         self.au_names, self.emotion_names = list(au_names), list(emotion_names)
         self.thresholds = None if thresholds is None else [float(t) for t in thresholds]
+        self.spotting_names = list(spotting_names)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.file = open(self.path, "w", newline="")
         if self.fmt == "csv":
             self.writer = csv.DictWriter(self.file, fieldnames=columns(self.au_names, self.emotion_names,
-                                                                       self.thresholds is not None))
+                                                                       self.thresholds is not None,
+                                                                       self.spotting_names))
             self.writer.writeheader()
             self.file.flush()
 
     def write(self, result: FrameResult):
-        r = row(result, self.au_names, self.emotion_names, self.thresholds)
+        r = row(result, self.au_names, self.emotion_names, self.thresholds, self.spotting_names)
         if self.fmt == "csv":
             self.writer.writerow(r)
         else:

@@ -48,13 +48,18 @@ class PipelineConfig:
     min_face: int = 40
     threads: int = 1
     spot_k: float = 9.0  # chosen on a synthetic development set (seed 11), see docs/spotting.md
-    spot_score: str = "motion_local"  # which motion score drives the interval detector
+    spot_score: str = "motion_local"  # which score drives the interval detector ('learned': the spotter model's)
+    # A streaming spotting model (one step per frame with its (h, c) state), e.g. the shipped
+    # MODELS / "cnn_lstm.onnx": per-frame probabilities in FrameResult.spotting. Off by default.
+    spotter_model: Optional[str] = None
 
     def __post_init__(self):
         if self.reference not in REFERENCE_MODES:
             raise ValueError(f"PipelineConfig: reference must be one of {REFERENCE_MODES}, got {self.reference!r}")
-        if self.spot_score not in ("motion", "motion_upper", "motion_lower", "motion_local"):
-            raise ValueError(f"PipelineConfig: spot_score {self.spot_score!r} is not a motion score")
+        if self.spot_score not in ("motion", "motion_upper", "motion_lower", "motion_local", "learned"):
+            raise ValueError(f"PipelineConfig: spot_score {self.spot_score!r} is neither a motion score nor 'learned'")
+        if self.spot_score == "learned" and not self.spotter_model:
+            raise ValueError("PipelineConfig: spot_score 'learned' needs a spotter_model")
         if self.crop_size < 28:
             raise ValueError(f"PipelineConfig: crop_size must be >= 28, got {self.crop_size}")
         if self.track_level not in range(5):
@@ -73,6 +78,7 @@ class FrameResult:
     au: Dict[str, float] = field(default_factory=dict)
     emotion: Dict[str, float] = field(default_factory=dict)
     motion: Dict[str, float] = field(default_factory=dict)
+    spotting: Dict[str, float] = field(default_factory=dict)  # the spotter model's class probabilities
     latency_ms: Dict[str, float] = field(default_factory=dict)
     event: Optional[Event] = None
 
@@ -94,7 +100,14 @@ class Pipeline:
         # One frame at a time: a fixed batch of 1 lets ONNX Runtime fold the shape arithmetic.
         self.au_model = OnnxModel(c.au_model, c.threads, batch=1) if c.au_model else None
         self.emotion_model = OnnxModel(c.emotion_model, c.threads, batch=1) if c.emotion_model else None
-        for model in (self.au_model, self.emotion_model):
+        self.spotter_model = OnnxModel(c.spotter_model, c.threads, batch=1) if c.spotter_model else None
+        if self.spotter_model is not None and (self.spotter_model.task != "spotting"
+                                               or not self.spotter_model.state_size
+                                               or "none" not in self.spotter_model.labels):
+            raise ValueError(f"{self.spotter_model.path}: not a streaming spotting model (task "
+                             f"{self.spotter_model.task!r}, state size {self.spotter_model.state_size}, "
+                             f"labels {self.spotter_model.labels}); the spotter needs one with a 'none' class")
+        for model in (self.au_model, self.emotion_model, self.spotter_model):
             if model is not None and model.flow_method and not flow_matches(c.flow, model.flow_method):
                 warnings.warn(f"{model.path.name} was trained on inputs made with '{model.flow_method}', "
                               f"the runtime computes '{describe(c.flow)}': its scores may shift")
@@ -122,6 +135,7 @@ class Pipeline:
         self.history = deque()
         self.calm_since = None
         self.count = 0
+        self._spot_state = None  # the spotter model's (h, c); None: zeros at the next frame
 
     def __enter__(self):
         return self
@@ -146,6 +160,7 @@ class Pipeline:
         crop = cv2.resize(self.template, (self.config.crop_size, self.config.crop_size))
         self.reference = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
         self.history.clear()
+        self._spot_state = None  # a new onset: the spotter starts a new sequence
         # Landmarks on the 28x28 grid of the crop, for the emotion model's region composite.
         self.landmarks28 = (f.landmarks - [x1, y1]) / [x2 - x1, y2 - y1] * 28.0
         return True
@@ -200,9 +215,11 @@ class Pipeline:
             probs = _sigmoid(self._au()[0])
             lat["au_model"] = (time.perf_counter() - t3) * 1e3
             result.au = {name: float(p) for name, p in zip(self.au_model.labels, probs)}
+        uvs_ready = False
         if self.emotion_model is not None:
             t3 = time.perf_counter()
             kernels.encode_uvs28(flow, out=self._uvs, scale=255.0, nonfinite="zero")
+            uvs_ready = True
             if self.emotion_model.encoding == "uvs28-regions":
                 kernels.compose_regions(self._uvs, self.landmarks28, out=self._emotion.input[0])
             else:
@@ -210,8 +227,15 @@ class Pipeline:
             logits = self._emotion()[0]
             result.emotion = {n: float(p) for n, p in zip(self.emotion_model.labels, _softmax(logits))}
             lat["emotion_model"] = (time.perf_counter() - t3) * 1e3
-        result.event = self.spotter.update(index, timestamp, result.motion[c.spot_score], result.au,
-                                           result.emotion or None)
+        if self.spotter_model is not None:
+            t3 = time.perf_counter()
+            if not uvs_ready:
+                kernels.encode_uvs28(flow, out=self._uvs, scale=255.0, nonfinite="zero")
+            logits, self._spot_state = self.spotter_model.run(self._uvs[None], self._spot_state)
+            result.spotting = {n: float(p) for n, p in zip(self.spotter_model.labels, _softmax(logits[0]))}
+            lat["spotter_model"] = (time.perf_counter() - t3) * 1e3
+        score = 1.0 - result.spotting["none"] if c.spot_score == "learned" else result.motion[c.spot_score]
+        result.event = self.spotter.update(index, timestamp, score, result.au, result.emotion or None)
         if result.event is None and self.spotter.open is None:
             self.calm_since = timestamp if self.calm_since is None else self.calm_since
         else:
@@ -229,6 +253,7 @@ class Pipeline:
         self.template = None
         self.tracked = None
         self.reference = None
+        self._spot_state = None
 
     def _reference(self, gray: np.ndarray, timestamp: float) -> np.ndarray:
         """The onset image the current crop is compared with (see PipelineConfig.reference)."""
@@ -241,6 +266,7 @@ class Pipeline:
         if c.reference == "refresh" and self.calm_since is not None and \
                 timestamp - self.calm_since >= c.refresh_ms / 1000:
             self.reference = gray.copy()
+            self._spot_state = None
             self.calm_since = timestamp
         return self.reference
 

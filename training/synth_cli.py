@@ -63,8 +63,20 @@ def main(command: str, argv=None) -> int:
         p.add_argument("--flow", default="farneback")
         p.add_argument("--reference", default="fixed")
         p.add_argument("--fps", type=float, default=200.0)
+        p.add_argument("--spot-score", default="motion_local",
+                       help="motion, motion_upper, motion_lower, motion_local, or learned (the spotter model's "
+                            "1 - p(none))")
+        p.add_argument("--spotter-model", help="streaming spotting ONNX (default with --spot-score learned: the "
+                                               "shipped CNN-LSTM)")
+        p.add_argument("--spot-k", type=float, help="the interval detector's k (default: the runtime's)")
         a = p.parse_args(argv)
-        report = spot_eval(a.set, a.flow, a.fps, a.reference)
+        config = {"spot_score": a.spot_score}
+        if a.spot_score == "learned" or a.spotter_model:
+            from microexp.edge.pipeline import MODELS
+            config["spotter_model"] = a.spotter_model or str(MODELS / "cnn_lstm.onnx")
+        if a.spot_k is not None:
+            config["spot_k"] = a.spot_k
+        report = spot_eval(a.set, a.flow, a.fps, a.reference, **config)
         print(json.dumps({k: v for k, v in report.items() if k != "clips"}))
         return 0
     a = p.parse_args(argv)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from microexp.edge.cli import main
-from microexp.edge.pipeline import Pipeline, PipelineConfig
+from microexp.edge.pipeline import MODELS, Pipeline, PipelineConfig
 from microexp.edge.sources import FrameSource
 
 from .clip import EVENT, make_clip
@@ -195,3 +195,47 @@ def test_fixed_reference_reuses_the_onset_expansions_and_fast_mode_runs(tmp_path
     for full, half in zip(results[1:], fast_results[1:]):
         assert max(abs(a - b) for a, b in zip(full.box, half.box)) <= 1
         assert half.confidence > 0.9
+
+
+SPOTTER = str(MODELS / "cnn_lstm.onnx")
+
+
+def test_learned_spotter_carries_its_state_and_restarts_with_the_reference(clip):
+    with pytest.warns(UserWarning, match="trained on inputs made with"):
+        pipe = Pipeline(PipelineConfig(emotion_model=None, spotter_model=SPOTTER))
+    frames = [f.image for f in FrameSource(clip, fps=100)]
+    run = [pipe.process(f) for f in frames[:12]]
+    labels = {"none", "negative", "positive", "surprise"}
+    assert all(set(r.spotting) == labels and abs(sum(r.spotting.values()) - 1) < 1e-5 for r in run)
+    assert "spotter_model" in run[1].latency_ms
+    # A new sequence after reset(): the same frames give the same probabilities again.
+    pipe.reset()
+    again = [pipe.process(f) for f in frames[:12]]
+    assert [r.spotting for r in again] == [r.spotting for r in run]
+    # The state is carried: frame 11 right after the onset frame (frames 1-10 skipped) meets
+    # the same reference and flow but a fresh state, and scores differently.
+    pipe.reset()
+    pipe.process(frames[0])
+    skipped = pipe.process(frames[11])
+    assert skipped.spotting != run[11].spotting
+
+
+def test_learned_spotter_errors_are_named(tmp_path):
+    with pytest.raises(ValueError, match="spot_score 'learned' needs a spotter_model"):
+        PipelineConfig(spot_score="learned")
+    au_model = str(MODELS / "au_edge.onnx")
+    with pytest.raises(ValueError, match="au_edge.onnx: not a streaming spotting model"):
+        Pipeline(PipelineConfig(emotion_model=None, spotter_model=au_model))
+
+
+def test_cli_learned_spotter_writes_its_columns_and_drives_events(clip, tmp_path, capsys):
+    args = ["run", str(clip), "--out", str(tmp_path), "--fps", "100", "--max-frames", "20",
+            "--emotion-model", "none", "--spotter-model", "--spot-score", "learned", "--no-timeline"]
+    with pytest.warns(UserWarning):
+        assert main(args) == 0
+    with open(tmp_path / "frames.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 20
+    probs = [sum(float(r[f"spot_{n}"]) for n in ("none", "negative", "positive", "surprise")) for r in rows]
+    assert all(abs(p - 1) < 1e-3 for p in probs) and all(r["lat_spotter_model"] for r in rows)
+    assert (tmp_path / "events.jsonl").exists()
