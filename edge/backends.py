@@ -81,23 +81,39 @@ class OnnxModel:
 
 
 class BoundModel:
-    """A stateless model bound (ONNX Runtime IOBinding) to an input buffer the caller fills
-    with encoder values 0..255 and an output buffer of logits: `__call__` scales the input in
-    place and runs, allocating nothing; the per-frame path of the runtime."""
+    """A model bound (ONNX Runtime IOBinding) to an input buffer the caller fills with encoder
+    values 0..255 and an output buffer of logits: `__call__` scales the input in place and
+    runs, allocating nothing; the per-frame path of the runtime. A streaming model's (h, c)
+    live in bound buffers too: each call continues the sequence, `reset_state()` starts a
+    new one."""
 
     def __init__(self, model: OnnxModel, batch: int = 1):
-        if model.state_size:
-            raise ValueError(f"model {model.path}: a streaming model keeps (h, c); use OnnxModel.run")
         self.model = model
         self.input = np.zeros((batch, 3, 28, 28), np.float32)
         self.output = np.zeros((batch, len(model.labels)), np.float32)
+        inputs, outputs = model.session.get_inputs(), model.session.get_outputs()
         self._binding = model.session.io_binding()
-        self._binding.bind_cpu_input(model.session.get_inputs()[0].name, self.input)
-        self._binding.bind_output(model.session.get_outputs()[0].name, "cpu", 0, np.float32,
-                                  list(self.output.shape), self.output.ctypes.data)
+        self._binding.bind_cpu_input(inputs[0].name, self.input)
+        self._bind_output(outputs[0].name, self.output)
+        # Streaming: inputs h, c and outputs h_out, c_out, in the export's order.
+        shape = (batch, model.state_size)
+        self.state = tuple(np.zeros(shape, np.float32) for _ in range(2)) if model.state_size else ()
+        self._state_out = tuple(np.zeros(shape, np.float32) for _ in self.state)
+        for i, (now, new) in enumerate(zip(self.state, self._state_out)):
+            self._binding.bind_cpu_input(inputs[1 + i].name, now)
+            self._bind_output(outputs[1 + i].name, new)
         self._scale = np.float32(model.scale)
+
+    def _bind_output(self, name: str, buffer: np.ndarray):
+        self._binding.bind_output(name, "cpu", 0, np.float32, list(buffer.shape), buffer.ctypes.data)
 
     def __call__(self) -> np.ndarray:
         np.multiply(self.input, self._scale, out=self.input)
         self.model.session.run_with_iobinding(self._binding)
+        for now, new in zip(self.state, self._state_out):
+            np.copyto(now, new)  # the next call continues from here
         return self.output
+
+    def reset_state(self):
+        for now in self.state:
+            now.fill(0.0)

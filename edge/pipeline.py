@@ -118,6 +118,7 @@ class Pipeline:
         # Models bound to their own input/output buffers: the encoders write straight into them.
         self._au = self.au_model.bind() if self.au_model else None
         self._emotion = self.emotion_model.bind() if self.emotion_model else None
+        self._spot = self.spotter_model.bind() if self.spotter_model else None
         self._uvs = np.empty((3, 28, 28), np.float32)
         self._flow = np.empty((c.crop_size, c.crop_size, 2), np.float32) if self.flow.writes_out_only else None
         self.reset()
@@ -135,7 +136,7 @@ class Pipeline:
         self.history = deque()
         self.calm_since = None
         self.count = 0
-        self._spot_state = None  # the spotter model's (h, c); None: zeros at the next frame
+        self._reset_spotter()
 
     def __enter__(self):
         return self
@@ -160,7 +161,7 @@ class Pipeline:
         crop = cv2.resize(self.template, (self.config.crop_size, self.config.crop_size))
         self.reference = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
         self.history.clear()
-        self._spot_state = None  # a new onset: the spotter starts a new sequence
+        self._reset_spotter()  # a new onset: the spotter starts a new sequence
         # Landmarks on the 28x28 grid of the crop, for the emotion model's region composite.
         self.landmarks28 = (f.landmarks - [x1, y1]) / [x2 - x1, y2 - y1] * 28.0
         return True
@@ -229,10 +230,12 @@ class Pipeline:
             lat["emotion_model"] = (time.perf_counter() - t3) * 1e3
         if self.spotter_model is not None:
             t3 = time.perf_counter()
-            if not uvs_ready:
-                kernels.encode_uvs28(flow, out=self._uvs, scale=255.0, nonfinite="zero")
-            logits, self._spot_state = self.spotter_model.run(self._uvs[None], self._spot_state)
-            result.spotting = {n: float(p) for n, p in zip(self.spotter_model.labels, _softmax(logits[0]))}
+            if uvs_ready:
+                self._spot.input[0] = self._uvs
+            else:
+                kernels.encode_uvs28(flow, out=self._spot.input[0], scale=255.0, nonfinite="zero")
+            logits = self._spot()[0]
+            result.spotting = {n: float(p) for n, p in zip(self.spotter_model.labels, _softmax(logits))}
             lat["spotter_model"] = (time.perf_counter() - t3) * 1e3
         score = 1.0 - result.spotting["none"] if c.spot_score == "learned" else result.motion[c.spot_score]
         result.event = self.spotter.update(index, timestamp, score, result.au, result.emotion or None)
@@ -244,6 +247,10 @@ class Pipeline:
         result.latency_ms = lat
         return result
 
+    def _reset_spotter(self):
+        if self._spot is not None:
+            self._spot.reset_state()
+
     def use_fps(self, fps: float):
         """Frame rate of the stream to come (event durations and the lag are set in time)."""
         self.config.fps = float(fps)
@@ -253,7 +260,7 @@ class Pipeline:
         self.template = None
         self.tracked = None
         self.reference = None
-        self._spot_state = None
+        self._reset_spotter()
 
     def _reference(self, gray: np.ndarray, timestamp: float) -> np.ndarray:
         """The onset image the current crop is compared with (see PipelineConfig.reference)."""
@@ -266,7 +273,7 @@ class Pipeline:
         if c.reference == "refresh" and self.calm_since is not None and \
                 timestamp - self.calm_since >= c.refresh_ms / 1000:
             self.reference = gray.copy()
-            self._spot_state = None
+            self._reset_spotter()
             self.calm_since = timestamp
         return self.reference
 

@@ -46,10 +46,24 @@ def test_bound_model_runs_in_place_and_equals_run(name):
         np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_bound_model_refuses_a_streaming_model():
+def test_bound_streaming_model_carries_its_state_like_run():
+    """The bound CNN-LSTM step continues its sequence call after call (h, c in bound
+    buffers) and equals OnnxModel.run fed its own returned state; reset_state restarts it."""
     from microexp.edge.backends import OnnxModel
-    with pytest.raises(ValueError, match=r"cnn_lstm.onnx: a streaming model keeps \(h, c\)"):
-        OnnxModel(MODELS / "cnn_lstm.onnx").bind()
+    model = OnnxModel(MODELS / "cnn_lstm.onnx", batch=1)
+    bound = model.bind()
+    frames = np.random.default_rng(3).uniform(0, 255, (5, 1, 3, 28, 28)).astype(np.float32)
+    state, expected = None, []
+    for x in frames:
+        logits, state = model.run(x, state)
+        expected.append(logits)
+    for _ in range(2):
+        for x, want in zip(frames, expected):
+            bound.input[:] = x
+            np.testing.assert_allclose(bound(), want, rtol=1e-5, atol=1e-5)
+        assert np.abs(bound.state[0]).max() > 0
+        bound.reset_state()
+        assert not bound.state[0].any() and not bound.state[1].any()
 
 
 def test_fixed_batch_gives_the_same_logits_and_refuses_other_batches():
