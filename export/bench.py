@@ -31,8 +31,9 @@ def _ort_session(path, threads: int):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def _export_nchw(model, path: Path) -> Path:
-    """The HTNet module exported as trained (NCHW, LayerNorm spelled out), for comparison."""
+def export_as_is(model, path: Path) -> Path:
+    """A module exported as it is, without export_form's rewrite: for an HTNet, the trained
+    NCHW layout with its LayerNorms spelled out, the comparison for the channel-last form."""
     import warnings
 
     import torch
@@ -70,7 +71,7 @@ def run(models_dir: Path, repeats: int):
             int8 = quantize_int8(fp32, Path(tmp) / f"{ckpt.stem}.int8.onnx", calibration_samples=64)
             onnx_files = [("ort-fp32", fp32), ("ort-int8", int8)]
             if isinstance(model, HTNet):
-                nchw = _export_nchw(model, Path(tmp) / f"{ckpt.stem}.nchw.onnx")
+                nchw = export_as_is(model, Path(tmp) / f"{ckpt.stem}.nchw.onnx")
                 onnx_files.append(("ort-fp32-nchw", nchw))
                 nodes[ckpt.stem] = {"ort-fp32": optimised_nodes(fp32), "ort-fp32-nchw": optimised_nodes(nchw)}
             maps = realistic_inputs(meta["input_encoding"], 8) * float(meta["input_scale"])

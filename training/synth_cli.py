@@ -64,6 +64,7 @@ def main(command: str, argv=None) -> int:
         p.add_argument("--reference", default="fixed")
         p.add_argument("--fps", type=float, default=200.0)
         p.add_argument("--spot-score", default="motion_local",
+                       choices=("motion", "motion_upper", "motion_lower", "motion_local", "learned"),
                        help="motion, motion_upper, motion_lower, motion_local, or learned (the spotter model's "
                             "1 - p(none))")
         p.add_argument("--spotter-model", help="streaming spotting ONNX (default with --spot-score learned: the "
