@@ -60,6 +60,7 @@ class OnnxModel:
         self.flow_method = props.get("flow_method", "")
         self.thresholds = np.asarray(json.loads(props["thresholds"]), np.float32) if "thresholds" in props else None
         self.state_size = int(json.loads(props["state_size"])) if "state_size" in props else 0
+        self.spot_threshold = float(json.loads(props["spot_threshold"])) if "spot_threshold" in props else None
         self.providers = self.session.get_providers()
 
     def bind(self, batch: int = 1) -> "BoundModel":

@@ -52,6 +52,10 @@ class PipelineConfig:
     # A streaming spotting model (one step per frame with its (h, c) state), e.g. the shipped
     # MODELS / "cnn_lstm.onnx": per-frame probabilities in FrameResult.spotting. Off by default.
     spotter_model: Optional[str] = None
+    spot_threshold: Optional[float] = None  # a fixed score threshold for the detector instead of baseline + k * MAD
+    # Hand out each frame's uvs28 map (what the spotter model steps on) in FrameResult.uvs28:
+    # a copy per frame, so off by default; the learned spotter's training data is made with it.
+    return_uvs28: bool = False
 
     def __post_init__(self):
         if self.reference not in REFERENCE_MODES:
@@ -79,6 +83,7 @@ class FrameResult:
     emotion: Dict[str, float] = field(default_factory=dict)
     motion: Dict[str, float] = field(default_factory=dict)
     spotting: Dict[str, float] = field(default_factory=dict)  # the spotter model's class probabilities
+    uvs28: Optional[np.ndarray] = None  # (3, 28, 28) float32 0..255, with PipelineConfig.return_uvs28
     latency_ms: Dict[str, float] = field(default_factory=dict)
     event: Optional[Event] = None
 
@@ -111,7 +116,12 @@ class Pipeline:
             if model is not None and model.flow_method and not flow_matches(c.flow, model.flow_method):
                 warnings.warn(f"{model.path.name} was trained on inputs made with '{model.flow_method}', "
                               f"the runtime computes '{describe(c.flow)}': its scores may shift")
-        self.spotter = IntervalSpotter(c.fps, k=c.spot_k)
+        # The learned score's detector threshold: the config's, else the one the spotter model
+        # was shipped with (chosen on a development set), else baseline + k * MAD.
+        self.spot_threshold = c.spot_threshold
+        if self.spot_threshold is None and c.spot_score == "learned":
+            self.spot_threshold = self.spotter_model.spot_threshold
+        self.spotter = IntervalSpotter(c.fps, k=c.spot_k, threshold=self.spot_threshold)
         self._crop = np.empty((c.crop_size, c.crop_size, 3), np.uint8)
         self._gray = np.empty((c.crop_size, c.crop_size), np.uint8)
         self._hsv = np.empty((28, 28, 3), np.uint8)
@@ -216,11 +226,10 @@ class Pipeline:
             probs = _sigmoid(self._au()[0])
             lat["au_model"] = (time.perf_counter() - t3) * 1e3
             result.au = {name: float(p) for name, p in zip(self.au_model.labels, probs)}
-        uvs_ready = False
+        uvs = None  # the frame's uvs28 map once encoded: the emotion and spotter models share it
         if self.emotion_model is not None:
             t3 = time.perf_counter()
-            kernels.encode_uvs28(flow, out=self._uvs, scale=255.0, nonfinite="zero")
-            uvs_ready = True
+            uvs = kernels.encode_uvs28(flow, out=self._uvs, scale=255.0, nonfinite="zero")
             if self.emotion_model.encoding == "uvs28-regions":
                 kernels.compose_regions(self._uvs, self.landmarks28, out=self._emotion.input[0])
             else:
@@ -230,13 +239,19 @@ class Pipeline:
             lat["emotion_model"] = (time.perf_counter() - t3) * 1e3
         if self.spotter_model is not None:
             t3 = time.perf_counter()
-            if uvs_ready:
-                self._spot.input[0] = self._uvs
+            if uvs is not None:
+                self._spot.input[0] = uvs
             else:
                 kernels.encode_uvs28(flow, out=self._spot.input[0], scale=255.0, nonfinite="zero")
+            if c.return_uvs28:  # before the call: the bound input is scaled in place
+                result.uvs28 = self._spot.input[0].copy()
             logits = self._spot()[0]
             result.spotting = {n: float(p) for n, p in zip(self.spotter_model.labels, _softmax(logits))}
             lat["spotter_model"] = (time.perf_counter() - t3) * 1e3
+        if c.return_uvs28 and result.uvs28 is None:
+            if uvs is None:
+                uvs = kernels.encode_uvs28(flow, out=self._uvs, scale=255.0, nonfinite="zero")
+            result.uvs28 = uvs.copy()
         score = 1.0 - result.spotting["none"] if c.spot_score == "learned" else result.motion[c.spot_score]
         result.event = self.spotter.update(index, timestamp, score, result.au, result.emotion or None)
         if result.event is None and self.spotter.open is None:
@@ -254,7 +269,7 @@ class Pipeline:
     def use_fps(self, fps: float):
         """Frame rate of the stream to come (event durations and the lag are set in time)."""
         self.config.fps = float(fps)
-        self.spotter = IntervalSpotter(self.config.fps, k=self.config.spot_k)
+        self.spotter = IntervalSpotter(self.config.fps, k=self.config.spot_k, threshold=self.spot_threshold)
 
     def reset_track(self):
         self.template = None

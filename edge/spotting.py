@@ -1,10 +1,11 @@
-"""Micro-expression events from the per-frame motion score.
+"""Micro-expression events from a per-frame score (motion, or a learned spotter's).
 
 Motion: mean flow magnitude (px) over the aligned crop, per facial region (brows/eyes,
-mouth), and the local motion score the detector uses (region_motion). The interval detector keeps a running baseline (median and MAD of recent calm
-frames); an event opens when motion rises above baseline + k * MAD for at least `min_frames`
-frames, its apex is the frame of peak motion, and it closes when motion falls back below
-the threshold. Events shorter than `min_ms` or longer than `max_ms` are dropped (micro
+mouth), and the local motion score the detector uses (region_motion). The interval detector
+keeps a running baseline (median and MAD of recent calm frames); an event opens when the score
+rises above baseline + k * MAD (or above a fixed `threshold`, for a score that is already a
+probability), its apex is the frame of peak score, and it closes when the score falls back
+below the threshold. Events shorter than `min_ms` or longer than `max_ms` are dropped (micro
 expressions last up to 500 ms)."""
 from __future__ import annotations
 
@@ -49,8 +50,9 @@ def _median(values: np.ndarray) -> float:
 
 class IntervalSpotter:
     def __init__(self, fps: float, k: float = 6.0, min_ms: float = 40.0, max_ms: float = 500.0,
-                 baseline_frames: int = 200, floor: float = 0.05):
+                 baseline_frames: int = 200, floor: float = 0.05, threshold: Optional[float] = None):
         self.fps, self.k, self.floor = fps, k, floor
+        self.fixed = None if threshold is None else float(threshold)
         self.min_frames = max(1, int(round(min_ms * fps / 1000)))
         self.max_frames = max(self.min_frames, int(round(max_ms * fps / 1000)))
         # The last `baseline_frames` calm motion values, as a ring (their order does not
@@ -69,6 +71,8 @@ class IntervalSpotter:
         return med, _median(np.abs(values - med)) * 1.4826
 
     def threshold(self) -> float:
+        if self.fixed is not None:
+            return self.fixed
         base = self.baseline()
         return float("inf") if base is None else base[0] + max(self.k * base[1], self.floor)
 
@@ -85,7 +89,10 @@ class IntervalSpotter:
                emotion: Optional[Dict[str, float]] = None) -> Optional[Event]:
         """Feed one frame; returns an Event when one closes at this frame."""
         base = self.baseline()  # once per frame: threshold and calm level share it
-        above = base is not None and motion > base[0] + max(self.k * base[1], self.floor)
+        if self.fixed is not None:
+            above = motion > self.fixed
+        else:
+            above = base is not None and motion > base[0] + max(self.k * base[1], self.floor)
         # Only clearly calm frames feed the baseline, so a slow rise cannot drag it upwards.
         if base is None or motion <= base[0] + 2.0 * base[1]:
             self._add_calm(motion)

@@ -10,6 +10,8 @@ Keys (all values are strings; lists and numbers are JSON):
   output_kind     'logits' (sigmoid/softmax are the caller's)
   thresholds      JSON list (au only): decision thresholds on sigmoid(logits)
   state_size      JSON number (streaming models only): size of h and c
+  spot_threshold  JSON number (spotting models, optional): the event detector's threshold on
+                  1 - p(none), chosen on a development set when the model was trained
   producer, producer_version
 Readable without the onnx package through onnxruntime's custom_metadata_map.
 """
@@ -20,7 +22,7 @@ from typing import Dict, Mapping
 
 REQUIRED = ("task", "labels", "input_encoding", "input_channels", "input_scale", "flow_method",
             "output_kind", "producer", "producer_version")
-JSON_KEYS = ("labels", "input_channels", "input_scale", "thresholds", "state_size")
+JSON_KEYS = ("labels", "input_channels", "input_scale", "thresholds", "state_size", "spot_threshold")
 
 
 def producer_version() -> str:
@@ -45,6 +47,8 @@ def from_checkpoint_metadata(meta: Mapping[str, object]) -> Dict[str, str]:
         props["thresholds"] = json.dumps([float(t) for t in meta["thresholds"]])
     if isinstance(meta.get("state"), dict):
         props["state_size"] = json.dumps(int(meta["state"]["hidden"]))
+    if meta.get("spot_threshold") is not None:
+        props["spot_threshold"] = json.dumps(float(meta["spot_threshold"]))
     return props
 
 

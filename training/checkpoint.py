@@ -3,7 +3,7 @@ runtime need to use them (task, label order, input encoding, flow method, normal
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch
 from torch import nn
@@ -85,16 +85,21 @@ def model_card(meta: Dict[str, object], exp: Experiment, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+MEGC_SEQUENCES_FLOW = ("runtime encode_uvs28 of onset->current flow; trained on sequences built "
+                       "from the MEGC composite maps (training/sequences.py)")
+
+
 def save_stream_checkpoint(path, model: nn.Module, *, labels: List[str], metrics: Dict[str, object],
-                           provenance: str, spec: Dict[str, object]) -> Path:
-    """The streaming CNN-LSTM: its config, weights and what its per-step input and output are."""
+                           provenance: str, spec: Dict[str, object], flow_method: str = MEGC_SEQUENCES_FLOW,
+                           spot_threshold: Optional[float] = None) -> Path:
+    """The streaming CNN-LSTM: its config, weights and what its per-step input and output are
+    (`spot_threshold`: the event detector's threshold on 1 - p(none), when one was chosen)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"task": "spotting", "labels": list(labels), "input_encoding": "uvs28",
             "input_channels": ["u", "v", "strain"], "input_scale": 1 / 255,
-            "flow_method": "runtime encode_uvs28 of onset->current flow; trained on sequences "
-                           "built from the MEGC composite maps (training/sequences.py)",
-            "output_kind": "logits", "state": {"hidden": model.hidden},
+            "flow_method": flow_method, "output_kind": "logits", "state": {"hidden": model.hidden},
+            "spot_threshold": spot_threshold,
             "provenance": provenance, "sequence_spec": spec, "metrics": metrics}
     atomic_torch_save(path, {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
                              "model": "cnn_lstm", "config": model.config, "metadata": meta})

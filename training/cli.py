@@ -3,6 +3,8 @@
     microexp train loso --set megc --data DIR --out runs/megc-edge [--preset edge] [--json]
     microexp train split --set samm-au --data DIR --test-subjects sub006,sub007 --out DIR
     microexp train fit --set megc --data DIR --out model.pt [--metrics runs/megc-edge/summary.json]
+    microexp train sequence --data DIR --out cnn_lstm.pt
+    microexp train spotter --data SYNTH_DIR [...] --dev SYNTH_DIR --out spotter.pt [--init cnn_lstm.pt]
 """
 from __future__ import annotations
 
@@ -102,6 +104,22 @@ def build_parser(parser=None):
     seq.add_argument("--copies", type=int, default=4, help="sequences drawn per map and epoch")
     seq.add_argument("--seed", type=int, default=0)
     seq.add_argument("--json", action="store_true")
+    spot = sub.add_parser("spotter", help="the learned spotter on maps the runtime encodes from generated clips")
+    spot.add_argument("--data", nargs="+", required=True, help="sets written by `microexp synth` (training)")
+    spot.add_argument("--dev", help="a further generated set: chooses the event threshold stored with the model")
+    spot.add_argument("--out", required=True, help="checkpoint path (.pt); the card is written beside it")
+    spot.add_argument("--init", help="warm start from a streaming CNN-LSTM checkpoint")
+    spot.add_argument("--flow", default="farneback", help="the runtime flow mode the maps are encoded with")
+    spot.add_argument("--fps", type=float, default=200.0)
+    spot.add_argument("--steps", type=int, default=300)
+    spot.add_argument("--window", type=int, default=150, help="frames per training window")
+    spot.add_argument("--batch-size", type=int, default=12)
+    spot.add_argument("--lr", type=float, default=1e-3)
+    spot.add_argument("--balance", type=float, default=0.5,
+                      help="class weights = inverse frequency to this power (1 fully balanced)")
+    spot.add_argument("--no-flip", action="store_true", help="no mirror augmentation")
+    spot.add_argument("--seed", type=int, default=0)
+    spot.add_argument("--json", action="store_true")
     return parser
 
 
@@ -150,6 +168,19 @@ def run(args, argv=None):
     import os
     if args.train_command == "sequence":
         return run_sequence(args, argv)
+    if args.train_command == "spotter":
+        from .spotter import run_command
+        summary = run_command(args, "microexp train " + " ".join(
+            shlex.quote(a) for a in (argv if argv is not None else sys.argv[2:])))
+        if args.json:
+            print(json.dumps(summary, indent=1))
+        else:
+            if summary["development"]:
+                d = summary["development"]
+                print(f"development F1 {d['f1']:.4f} ({d['tp']}/{d['n_true']} events, {d['n_pred']} predicted) "
+                      f"at threshold {d['threshold']}")
+            print(f"checkpoint: {summary['checkpoint']}\nmodel_card: {summary['model_card']}")
+        return 0
 
     from .loso import default_device, run_loso, train_model, predict, prepare_inputs
     from .report import summarise, write_report

@@ -239,3 +239,34 @@ def test_cli_learned_spotter_writes_its_columns_and_drives_events(clip, tmp_path
     probs = [sum(float(r[f"spot_{n}"]) for n in ("none", "negative", "positive", "surprise")) for r in rows]
     assert all(abs(p - 1) < 1e-3 for p in probs) and all(r["lat_spotter_model"] for r in rows)
     assert (tmp_path / "events.jsonl").exists()
+
+
+class _FedInputs:
+    """A bound spotter model that records each input it is stepped on."""
+
+    def __init__(self, bound):
+        self.bound, self.input, self.fed = bound, bound.input, []
+
+    def __call__(self):
+        self.fed.append(self.input[0].copy())
+        return self.bound()
+
+    def reset_state(self):
+        self.bound.reset_state()
+
+
+def test_the_uvs28_map_handed_out_is_the_one_the_spotter_steps_on(clip):
+    frames = [f.image for f in FrameSource(clip, fps=100)][:25]
+    with pytest.warns(UserWarning):
+        pipe = Pipeline(PipelineConfig(emotion_model=None, spotter_model=SPOTTER, return_uvs28=True))
+    spy = _FedInputs(pipe._spot)
+    pipe._spot = spy
+    with_model = [pipe.process(f) for f in frames]
+    assert len(spy.fed) == 25 and all(np.array_equal(r.uvs28, x) for r, x in zip(with_model, spy.fed))
+    # Without any uvs28 model the map is encoded for the caller alone, identically.
+    plain = Pipeline(PipelineConfig(au_model=None, emotion_model=None, return_uvs28=True))
+    alone = [plain.process(f) for f in frames]
+    assert all(np.array_equal(a.uvs28, b.uvs28) for a, b in zip(alone, with_model))
+    assert alone[22].uvs28.shape == (3, 28, 28) and alone[22].uvs28.max() > 200  # the planted motion
+    assert alone[22].uvs28 is not alone[23].uvs28  # a copy per frame, not the pipeline's buffer
+    assert Pipeline(PipelineConfig(au_model=None, emotion_model=None)).process(frames[0]).uvs28 is None

@@ -57,3 +57,15 @@ def test_a_bump_becomes_one_event_with_its_onset_apex_and_offset():
 def test_too_short_and_too_long_bumps_are_dropped():
     assert _run(_trace(150, 2), min_ms=40) == []  # 20 ms at 100 fps
     assert _run(_trace(100, 80), max_ms=500) == []  # 800 ms
+
+
+def test_a_fixed_threshold_replaces_the_baseline_for_probability_scores():
+    # A probability that idles at 0.6 (above any baseline + k * MAD floor would sit) and
+    # rises to 0.95 for 20 frames: only the fixed threshold separates the two.
+    trace = np.full(300, 0.6)
+    trace[150:170] = 0.95
+    events = _run(trace, threshold=0.8)
+    assert [(e.onset_frame, e.offset_frame) for e in events] == [(150, 169)]
+    spotter = IntervalSpotter(100.0, threshold=0.8)
+    assert spotter.threshold() == 0.8  # from the first frame on, no baseline needed
+    assert _run(trace, threshold=0.97) == []
