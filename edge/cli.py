@@ -73,10 +73,13 @@ def run_command(argv) -> int:
     p.add_argument("--emotion-model", help="ONNX emotion model (default: the shipped one; 'none' to skip)")
     p.add_argument("--spotter-model", nargs="?", const="default",
                    help="run a streaming spotting model per frame (spot_* columns); without a path, the "
-                        "shipped CNN-LSTM")
+                        "shipped learned spotter")
     p.add_argument("--spot-score", choices=("motion", "motion_upper", "motion_lower", "motion_local", "learned"),
                    default="motion_local",
-                   help="what the event detector follows (default: motion_local; 'learned' needs --spotter-model)")
+                   help="what the event detector follows (default: motion_local; 'learned': the spotter "
+                        "model's 1 - p(none), the shipped spotter unless --spotter-model names one)")
+    p.add_argument("--spot-threshold", type=float,
+                   help="fixed detector threshold (default: the spotter model's for 'learned', else baseline + k MAD)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-timeline", action="store_true", help="skip the PNG timeline")
     p.add_argument("--video", action="store_true", help="also write an annotated annotated.mp4")
@@ -97,11 +100,12 @@ def run_command(argv) -> int:
         overrides["au_model"] = args.au_model
     if args.emotion_model:
         overrides["emotion_model"] = None if args.emotion_model == "none" else args.emotion_model
-    if args.spotter_model:
-        from .pipeline import MODELS
-        overrides["spotter_model"] = str(MODELS / "cnn_lstm.onnx") if args.spotter_model == "default" \
-            else args.spotter_model
+    if args.spotter_model or args.spot_score == "learned":
+        from .pipeline import DEFAULT_SPOTTER
+        overrides["spotter_model"] = args.spotter_model if args.spotter_model not in (None, "default") \
+            else str(DEFAULT_SPOTTER)
     overrides["spot_score"] = args.spot_score
+    overrides["spot_threshold"] = args.spot_threshold
     if args.source is None:
         args.source = str(Path(__file__).parent / "samples" / "sample_clip.mp4")
         print(f"microexp run: no source given, analysing the sample clip {args.source}", file=sys.stderr)

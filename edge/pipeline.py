@@ -28,6 +28,8 @@ from .sources import FrameSource
 from .spotting import Event, IntervalSpotter, region_motion
 
 MODELS = Path(__file__).parent / "models"
+# The learned spotter shipped for --spotter-model / --spot-score learned (docs/synth.md).
+DEFAULT_SPOTTER = MODELS / "spotter.onnx"
 REFERENCE_MODES = ("fixed", "lag", "refresh")
 
 
@@ -50,7 +52,7 @@ class PipelineConfig:
     spot_k: float = 9.0  # chosen on a synthetic development set (seed 11), see docs/spotting.md
     spot_score: str = "motion_local"  # which score drives the interval detector ('learned': the spotter model's)
     # A streaming spotting model (one step per frame with its (h, c) state), e.g. the shipped
-    # MODELS / "cnn_lstm.onnx": per-frame probabilities in FrameResult.spotting. Off by default.
+    # DEFAULT_SPOTTER: per-frame probabilities in FrameResult.spotting. Off by default.
     spotter_model: Optional[str] = None
     spot_threshold: Optional[float] = None  # a fixed score threshold for the detector instead of baseline + k * MAD
     # Hand out each frame's uvs28 map (what the spotter model steps on) in FrameResult.uvs28:

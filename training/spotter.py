@@ -15,7 +15,7 @@ from .models import CnnLstm
 from .runtime_sequences import EXPRESSION, IGNORE, sample_windows
 from .streaming import CLASSES
 
-THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))  # 0.50 .. 0.95
+THRESHOLDS = tuple(round(0.1 + 0.05 * i, 2) for i in range(18))  # 0.10 .. 0.95
 
 
 def spotting_loss(logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -98,9 +98,12 @@ def spot_from_scores(seqs, scores, fps: float = 200.0, **detector) -> Dict[str, 
 
 def choose_threshold(seqs, scores, fps: float = 200.0, grid: Sequence[float] = THRESHOLDS):
     """(threshold, its spotting scores, the whole grid): the detector threshold with the best
-    MEGC F1 on a development set; among equal F1s the highest (fewest false alarms)."""
+    MEGC F1 on a development set; when several share it, the middle one (the lower of two),
+    farthest from where F1 drops on either side."""
     table = {t: spot_from_scores(seqs, scores, fps, threshold=t) for t in grid}
-    best = max(grid, key=lambda t: (table[t]["f1"], t))
+    top = max(r["f1"] for r in table.values())
+    tied = sorted(t for t in grid if table[t]["f1"] == top)
+    best = tied[(len(tied) - 1) // 2]
     return best, table[best], table
 
 

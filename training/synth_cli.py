@@ -68,15 +68,19 @@ def main(command: str, argv=None) -> int:
                        help="motion, motion_upper, motion_lower, motion_local, or learned (the spotter model's "
                             "1 - p(none))")
         p.add_argument("--spotter-model", help="streaming spotting ONNX (default with --spot-score learned: the "
-                                               "shipped CNN-LSTM)")
+                                               "shipped learned spotter)")
         p.add_argument("--spot-k", type=float, help="the interval detector's k (default: the runtime's)")
+        p.add_argument("--spot-threshold", type=float,
+                       help="fixed detector threshold (default: the spotter model's for 'learned')")
         a = p.parse_args(argv)
         config = {"spot_score": a.spot_score}
         if a.spot_score == "learned" or a.spotter_model:
-            from microexp.edge.pipeline import MODELS
-            config["spotter_model"] = a.spotter_model or str(MODELS / "cnn_lstm.onnx")
+            from microexp.edge.pipeline import DEFAULT_SPOTTER
+            config["spotter_model"] = a.spotter_model or str(DEFAULT_SPOTTER)
         if a.spot_k is not None:
             config["spot_k"] = a.spot_k
+        if a.spot_threshold is not None:
+            config["spot_threshold"] = a.spot_threshold
         report = spot_eval(a.set, a.flow, a.fps, a.reference, **config)
         print(json.dumps({k: v for k, v in report.items() if k != "clips"}))
         return 0

@@ -13,7 +13,7 @@ REQUIRED = {"task", "labels", "input_encoding", "input_channels", "input_scale",
 
 
 @pytest.mark.parametrize("name", ["au_edge", "au_edge.int8", "emotion_edge", "emotion_edge.int8",
-                                  "cnn_lstm", "cnn_lstm.int8"])
+                                  "cnn_lstm", "cnn_lstm.int8", "spotter"])
 def test_shipped_model_metadata_and_run(name):
     sess = ort.InferenceSession(str(MODELS / f"{name}.onnx"), providers=["CPUExecutionProvider"])
     meta = sess.get_modelmeta().custom_metadata_map
@@ -29,6 +29,8 @@ def test_shipped_model_metadata_and_run(name):
     if meta["task"] == "au":
         assert len(json.loads(meta["thresholds"])) == len(labels)
         assert meta["input_encoding"] == "hsv28"
+    if name == "spotter":  # the learned spotter carries the detector threshold chosen with it
+        assert 0 < json.loads(meta["spot_threshold"]) < 1 and labels[0] == "none"
 
 
 @pytest.mark.parametrize("name", ["au_edge", "emotion_edge.int8"])

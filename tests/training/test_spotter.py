@@ -12,8 +12,8 @@ from microexp import kernels
 from microexp.training.models import CnnLstm
 from microexp.training.runtime_sequences import (EXPRESSION, IGNORE, RuntimeSequence, frame_targets, mirror,
                                                  sample_windows)
-from microexp.training.spotter import (choose_threshold, expression_scores, spot_from_scores, spotting_loss,
-                                       train_runtime_spotter)
+from microexp.training.spotter import (THRESHOLDS, choose_threshold, expression_scores, spot_from_scores,
+                                       spotting_loss, train_runtime_spotter)
 
 
 def test_frame_targets_follow_the_sheet_and_unknown_emotions_count_as_expression():
@@ -76,8 +76,9 @@ def test_detector_on_scores_and_threshold_choice():
     r = spot_from_scores(seqs, perfect, fps=100.0, threshold=0.5)
     assert (r["tp"], r["n_true"], r["n_pred"]) == (2, 2, 2)
     assert spot_from_scores(seqs, perfect, fps=100.0, threshold=0.97)["n_pred"] == 0
-    best, scores, grid = choose_threshold(seqs, perfect, fps=100.0, grid=(0.5, 0.9, 0.97))
-    assert best == 0.9 and scores["f1"] == 1.0 and grid[0.97]["f1"] == 0.0  # ties: the highest
+    best, scores, grid = choose_threshold(seqs, perfect, fps=100.0, grid=(0.3, 0.5, 0.9, 0.97))
+    assert best == 0.5 and scores["f1"] == 1.0 and grid[0.97]["f1"] == 0.0  # ties: the middle one
+    assert choose_threshold(seqs, perfect, fps=100.0, grid=(0.5, 0.9, 0.97))[0] == 0.5  # of two: the lower
 
 
 def test_training_learns_to_score_event_frames_above_calm_ones():
@@ -108,7 +109,7 @@ def test_cli_trains_on_a_generated_set_and_the_runtime_takes_its_threshold(tmp_p
                  "--window", "30", "--batch-size", "2", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["clips"] == 1 and summary["frames"] == 60
-    assert summary["threshold"] in [round(0.5 + 0.05 * i, 2) for i in range(10)]
+    assert summary["threshold"] in THRESHOLDS
     card = (tmp_path / "spotter.md").read_text()
     assert "microexp train spotter" in card and "no licensed data set" in card
     report = export_onnx(out, tmp_path / "spotter.onnx")

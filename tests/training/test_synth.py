@@ -118,11 +118,11 @@ def test_cli_synth_and_spot_eval(tmp_path, capsys):
     assert main(["spot-eval", str(out)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["n_true"] == 1 and 0 <= report["f1"] <= 1
-    # The learned spotter (the shipped CNN-LSTM unless a model is named) drives the detector.
-    assert main(["spot-eval", str(out), "--spot-score", "learned", "--spot-k", "4"]) == 0
+    # The learned spotter (the shipped one unless a model is named) drives the detector.
+    assert main(["spot-eval", str(out), "--spot-score", "learned", "--spot-threshold", "0.6"]) == 0
     learned = json.loads(capsys.readouterr().out)
-    assert learned["config"]["spot_score"] == "learned" and learned["config"]["spot_k"] == 4.0
-    assert learned["config"]["spotter_model"].endswith("cnn_lstm.onnx") and 0 <= learned["f1"] <= 1
+    assert learned["config"]["spot_score"] == "learned" and learned["config"]["spot_threshold"] == 0.6
+    assert learned["config"]["spotter_model"].endswith("spotter.onnx") and 0 <= learned["f1"] <= 1
     with pytest.raises(SystemExit):
         main(["spot-eval", str(out), "--spot-score", "magic"])
     assert "invalid choice: 'magic'" in capsys.readouterr().err
