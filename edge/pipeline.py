@@ -49,7 +49,7 @@ class PipelineConfig:
     fps: float = 200.0  # used when the caller gives no timestamps
     min_face: int = 40
     threads: int = 1
-    spot_k: float = 9.0  # chosen on a synthetic development set (seed 11), see docs/spotting.md
+    spot_k: float = 9.0  # chosen on a synthetic development set (seed 11), see docs/synth.md
     spot_score: str = "motion_local"  # which score drives the interval detector ('learned': the spotter model's)
     # A streaming spotting model (one step per frame with its (h, c) state), e.g. the shipped
     # DEFAULT_SPOTTER: per-frame probabilities in FrameResult.spotting. Off by default.
