@@ -145,14 +145,17 @@ def run_command(args, command: str) -> Dict[str, object]:
         if kind != "stream":
             raise SystemExit(f"microexp train spotter: --init {args.init} is not a streaming CNN-LSTM checkpoint")
     train: List = []
-    for root in args.data:
-        train += encode_set(root, fps=args.fps, progress=progress, flow=args.flow)
+    try:
+        for root in args.data:
+            train += encode_set(root, fps=args.fps, progress=progress, flow=args.flow)
+        dev_seqs = encode_set(args.dev, fps=args.fps, flow=args.flow) if args.dev else None
+    except (FileNotFoundError, ValueError) as err:  # not a generated set, or a bad flow mode
+        raise SystemExit(f"microexp train spotter: {err}") from err
     model = train_runtime_spotter(train, model=init_model, steps=args.steps, window=args.window,
                                   batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                   flip=not args.no_flip, balance=args.balance, progress=progress)
     threshold, dev = None, None
-    if args.dev:
-        dev_seqs = encode_set(args.dev, fps=args.fps, flow=args.flow)
+    if dev_seqs is not None:
         threshold, best, grid = choose_threshold(dev_seqs, expression_scores(model, dev_seqs), args.fps)
         dev = {"set": str(args.dev), "threshold": threshold, **best,
                "grid_f1": {str(t): round(r["f1"], 4) for t, r in grid.items()}}

@@ -136,3 +136,13 @@ def test_cli_refuses_a_warm_start_that_is_not_a_streaming_model(tmp_path):
                     labels=["negative", "positive", "surprise"], metrics={}, provenance="test")
     with pytest.raises(SystemExit, match="classifier.pt is not a streaming CNN-LSTM"):
         main(["spotter", "--data", str(tmp_path), "--out", str(tmp_path / "x.pt"), "--init", str(classifier)])
+
+
+def test_cli_names_a_folder_that_is_not_a_generated_set(tmp_path):
+    from microexp.training.cli import main
+    with pytest.raises(SystemExit, match=f"{tmp_path}: no samm.csv"):
+        main(["spotter", "--data", str(tmp_path), "--out", str(tmp_path / "x.pt")])
+    (tmp_path / "samm.csv").write_text("Subject;Filename;Onset Frame;Apex Frame;Offset Frame;Action Units\n")
+    with pytest.raises(SystemExit, match="no SUBJECT/CLIP folders"):
+        main(["spotter", "--data", str(tmp_path), "--out", str(tmp_path / "x.pt")])
+    assert not (tmp_path / "x.pt").exists()
