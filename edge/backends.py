@@ -53,14 +53,24 @@ class OnnxModel:
         if missing:
             raise ValueError(f"model {self.path}: not a microexp model (metadata lacks {missing})")
         self.meta: Dict[str, object] = dict(props)
+
+        def decoded(key, convert, default=None):
+            """A JSON metadata value; a malformed one is an error naming the file and the key."""
+            if key not in props:
+                return default
+            try:
+                return convert(json.loads(props[key]))
+            except (ValueError, TypeError) as err:
+                raise ValueError(f"model {self.path}: metadata '{key}' is malformed: {props[key]!r}") from err
+
         self.task = props["task"]
-        self.labels: List[str] = json.loads(props["labels"])
+        self.labels: List[str] = decoded("labels", list)
         self.encoding = props["input_encoding"]
-        self.scale = float(json.loads(props["input_scale"]))
+        self.scale = decoded("input_scale", float)
         self.flow_method = props.get("flow_method", "")
-        self.thresholds = np.asarray(json.loads(props["thresholds"]), np.float32) if "thresholds" in props else None
-        self.state_size = int(json.loads(props["state_size"])) if "state_size" in props else 0
-        self.spot_threshold = float(json.loads(props["spot_threshold"])) if "spot_threshold" in props else None
+        self.thresholds = decoded("thresholds", lambda v: np.asarray(v, np.float32))
+        self.state_size = decoded("state_size", int, 0)
+        self.spot_threshold = decoded("spot_threshold", float)
         self.providers = self.session.get_providers()
 
     def bind(self, batch: int = 1) -> "BoundModel":

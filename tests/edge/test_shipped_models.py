@@ -78,3 +78,18 @@ def test_fixed_batch_gives_the_same_logits_and_refuses_other_batches():
         fixed.run(x)
     with pytest.raises(ValueError, match=r"au_edge.onnx: opened with a fixed batch dimension of 1, got a batch of 2"):
         fixed.run(x)
+
+
+def test_malformed_metadata_is_named_with_its_key(tmp_path):
+    import onnx
+
+    from microexp.edge.backends import OnnxModel
+    proto = onnx.load(str(MODELS / "spotter.onnx"))
+    for prop in proto.metadata_props:
+        if prop.key == "spot_threshold":
+            prop.value = "0.8 or so"
+    bad = tmp_path / "bad_meta.onnx"
+    onnx.save(proto, str(bad))
+    with pytest.raises(ValueError, match="bad_meta.onnx: metadata 'spot_threshold' is malformed"):
+        OnnxModel(bad)
+    assert OnnxModel(MODELS / "spotter.onnx").spot_threshold == 0.8
