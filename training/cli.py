@@ -53,6 +53,8 @@ def experiment_from_args(args):
                       weight_decay=args.weight_decay, flip=args.flip, class_balance=args.class_balance,
                       protocol=getattr(args, "protocol", "honest"), threshold=args.threshold,
                       inner_thresholds=args.inner_thresholds,
+                      ensemble=getattr(args, "ensemble", 1), tta_flip=getattr(args, "tta_flip", False),
+                      landmarks=args.landmarks,
                       seed=args.seed, **preset)
 
 
@@ -73,6 +75,8 @@ def add_common(p):
     p.add_argument("--threshold", type=float, default=0.5, help="fixed AU decision threshold")
     p.add_argument("--inner-thresholds", action="store_true",
                    help="AU: choose per-AU thresholds on an inner split of the training subjects")
+    p.add_argument("--landmarks", choices=("fallback", "mtcnn"), default="fallback",
+                   help="composite regions: HTNet's fixed points, or MTCNN's on each 28x28 apex face")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -89,6 +93,10 @@ def build_parser(parser=None):
     loso.add_argument("--checkpoint-every", type=int, default=10)
     loso.add_argument("--int8-eval", action="store_true",
                       help="also export each fold's model to ONNX and INT8 and score those predictions")
+    loso.add_argument("--ensemble", type=int, default=1,
+                      help="models per fold (seeds SEED, SEED+1, ...), probabilities averaged")
+    loso.add_argument("--tta-flip", action="store_true",
+                      help="emotion: average each model's output with its output on the mirrored maps")
     split = sub.add_parser("split", help="one model, the named subjects held out")
     add_common(split)
     split.add_argument("--test-subjects", required=True)
@@ -184,9 +192,21 @@ def run(args, argv=None):
 
     from .loso import default_device, run_loso, train_model, predict, prepare_inputs
     from .report import summarise, write_report
-    exp = experiment_from_args(args)
+    try:
+        exp = experiment_from_args(args)
+    except ValueError as err:  # settings that cannot hold together: a message, not a traceback
+        raise SystemExit(f"microexp train {args.train_command}: {err}") from None
+    if args.train_command == "loso" and args.int8_eval and (exp.ensemble > 1 or exp.tta_flip):
+        raise SystemExit("microexp train loso: --int8-eval scores one exported model per fold; "
+                         "not with --ensemble or --tta-flip")
     maps, targets, subjects, datasets, labels, provenance = load_set(args.set, args.data)
     command = "microexp train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[2:]))
+    landmarks, found = None, None
+    if exp.landmarks == "mtcnn":
+        from .datasets import MegcComposite
+        landmarks, found = MegcComposite(args.data).apex_landmarks()
+        print(f"composite landmarks: MTCNN found a face on {int(found.sum())} of {len(found)} apex "
+              "faces; HTNet's fallback points for the rest", file=sys.stderr)
     if args.train_command == "loso":
         workers = args.workers or (os.cpu_count() or 1)
         if default_device().type == "cuda":
@@ -194,9 +214,11 @@ def run(args, argv=None):
         folds = args.folds.split(",") if args.folds else None
         results = run_loso(exp, maps, targets, subjects, out_dir=args.out, workers=workers,
                            folds=folds, checkpoint_every=args.checkpoint_every,
-                           int8_eval=args.int8_eval, dataset=args.set, labels=labels)
+                           int8_eval=args.int8_eval, dataset=args.set, labels=labels, landmarks=landmarks)
         summary = summarise(exp, results, datasets, labels if exp.task == "au" else None)
         summary["command"] = command
+        if found is not None:
+            summary["landmarks_found"] = int(found.sum())
         paths = write_report(summary, args.out)
     elif args.train_command == "split":
         test_set = set(args.test_subjects.split(","))
@@ -204,8 +226,9 @@ def run(args, argv=None):
         if unknown:
             raise SystemExit(f"microexp train split: no samples for subject(s) {sorted(unknown)}")
         test = np.isin(subjects, list(test_set))
-        model = train_model(exp, maps[~test], targets[~test])
-        pred = predict(exp, model, prepare_inputs(exp, maps[test]))
+        lm_train, lm_test = (None, None) if landmarks is None else (landmarks[~test], landmarks[test])
+        model = train_model(exp, maps[~test], targets[~test], landmarks=lm_train)
+        pred = predict(exp, model, prepare_inputs(exp, maps[test], landmarks=lm_test))
         fold = {"subject": ",".join(sorted(test_set)), "indices": np.flatnonzero(test).tolist(),
                 "pred": pred.tolist(), "true": targets[test].tolist(), "epoch": exp.epochs}
         summary = summarise(exp, [fold], datasets, labels if exp.task == "au" else None)
@@ -220,7 +243,7 @@ def run(args, argv=None):
         if exp.task == "au" and exp.inner_thresholds:
             from .loso import inner_thresholds
             thresholds = inner_thresholds(exp, maps, targets, subjects)
-        model = train_model(exp, maps, targets)
+        model = train_model(exp, maps, targets, landmarks=landmarks)
         brief = {k: metrics[k] for k in ("protocol", "full", "per_dataset", "au", "command") if k in metrics}
         path = save_checkpoint(args.out, model, exp, dataset=args.set, labels=labels, metrics=brief,
                                provenance=provenance, thresholds=thresholds)

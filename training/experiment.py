@@ -38,6 +38,14 @@ class Experiment:
     # trained on 80% of them, thresholds maximising F1 on the other 20%), then train on all.
     inner_thresholds: bool = False
     seed: int = 0
+    # Honest variance reduction, fixed before a run: each fold trains `ensemble` models (seeds
+    # seed, seed+1, ...) and averages their probabilities; tta_flip also averages each model's
+    # output on the mirrored maps (emotion only: u/v/strain maps mirror by a channel operation).
+    ensemble: int = 1
+    tta_flip: bool = False
+    # Composite landmarks: 'fallback' (HTNet's fixed points for every sample) or 'mtcnn' (found
+    # per sample on the 28x28 apex face, as the official code does; datasets.megc).
+    landmarks: str = "fallback"
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -50,6 +58,20 @@ class Experiment:
             raise ValueError(f"Experiment: model must be 'htnet' or 'cnn', got {self.model!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("Experiment: epochs and batch_size must be >= 1 and lr > 0")
+        if self.landmarks not in ("fallback", "mtcnn"):
+            raise ValueError(f"Experiment: landmarks must be 'fallback' or 'mtcnn', got {self.landmarks!r}")
+        if self.landmarks == "mtcnn" and (self.input != "composite" or self.task != "emotion"):
+            raise ValueError("Experiment: landmarks 'mtcnn' place the MEGC composite's regions "
+                             "(task 'emotion', input 'composite')")
+        if self.ensemble < 1:
+            raise ValueError(f"Experiment: ensemble must be >= 1, got {self.ensemble}")
+        if (self.ensemble > 1 or self.tta_flip) and self.protocol != "honest":
+            raise ValueError("Experiment: ensemble and tta_flip are defined for the honest protocol only")
+        if self.ensemble > 1 and self.inner_thresholds:
+            raise ValueError("Experiment: inner_thresholds are chosen for one model; not with ensemble > 1")
+        if self.tta_flip and self.task != "emotion":
+            raise ValueError("Experiment: tta_flip needs u/v/strain maps (task 'emotion'); HSV-encoded "
+                             "AU maps do not mirror by a channel operation")
 
     def to_dict(self) -> Dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))

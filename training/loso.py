@@ -12,6 +12,7 @@ run that is interrupted resumes where it stopped.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing as mp
 import os
@@ -25,7 +26,7 @@ import torch
 from torch import nn
 
 from .experiment import Experiment, build_model
-from .regions import compose_batch, flip_maps
+from .regions import compose_batch, flip_landmarks, flip_maps
 
 _SHARED: Dict[str, object] = {}  # the data, inherited by forked fold workers
 
@@ -48,16 +49,20 @@ def atomic_torch_save(path: Path, payload) -> None:
     os.replace(tmp, path)
 
 
-def prepare_inputs(exp: Experiment, maps: np.ndarray, rng: Optional[np.random.Generator] = None) -> torch.Tensor:
-    """Model input from whole maps: optional random flip (training only), region composite,
-    scaling."""
+def prepare_inputs(exp: Experiment, maps: np.ndarray, rng: Optional[np.random.Generator] = None,
+                   landmarks: Optional[np.ndarray] = None) -> torch.Tensor:
+    """Model input from whole maps: optional random flip (training only), region composite
+    (per-sample landmarks (N, 5, 2) on the 28x28 grid, or HTNet's fallback ones), scaling."""
     x = maps
     if rng is not None and exp.flip:
         chosen = rng.random(len(x)) < 0.5
         x = x.copy()
         x[chosen] = flip_maps(x[chosen])
+        if landmarks is not None:
+            landmarks = np.array(landmarks, dtype=np.float64)
+            landmarks[chosen] = flip_landmarks(landmarks[chosen])
     if exp.input == "composite":
-        x = compose_batch(x)
+        x = compose_batch(x, landmarks)
     return torch.from_numpy(np.ascontiguousarray(x * exp.scale, dtype=np.float32))
 
 
@@ -124,7 +129,7 @@ def num_outputs_for(exp: Experiment, targets: np.ndarray) -> int:
 
 
 def train_model(exp: Experiment, maps: np.ndarray, targets: np.ndarray, *,
-                epoch_callback: Optional[Callable[[int, nn.Module], None]] = None,
+                landmarks: Optional[np.ndarray] = None, epoch_callback: Optional[Callable[[int, nn.Module], None]] = None,
                 state: Optional[dict] = None, checkpoint: Optional[Callable[[dict], None]] = None,
                 checkpoint_every: int = 0) -> nn.Module:
     """Train one model on (maps, targets) for exp.epochs epochs; resumes from `state`."""
@@ -145,7 +150,7 @@ def train_model(exp: Experiment, maps: np.ndarray, targets: np.ndarray, *,
         start = state["epoch"] + 1
     for epoch in range(start, exp.epochs + 1):
         model.train()
-        x = prepare_inputs(exp, maps, rng).to(device)
+        x = prepare_inputs(exp, maps, rng, landmarks).to(device)
         order = torch.from_numpy(rng.permutation(len(x))).to(device)
         for i in range(0, len(x), exp.batch_size):
             idx = order[i:i + exp.batch_size]
@@ -164,13 +169,39 @@ def train_model(exp: Experiment, maps: np.ndarray, targets: np.ndarray, *,
     return model
 
 
+def probabilities(exp: Experiment, model: nn.Module, maps: np.ndarray,
+                  landmarks: Optional[np.ndarray] = None) -> np.ndarray:
+    """Class probabilities (emotion: softmax) or label probabilities (au: sigmoid) of whole maps."""
+    logits = logits_of(model, prepare_inputs(exp, maps, landmarks=landmarks))
+    return (torch.softmax(logits, 1) if exp.task == "emotion" else torch.sigmoid(logits)).numpy()
+
+
+def decide(exp: Experiment, probs: np.ndarray, thresholds=None) -> np.ndarray:
+    """Class ids (emotion) or 0/1 decisions (au) from probabilities."""
+    if exp.task == "emotion":
+        return probs.argmax(1)
+    t = exp.threshold if thresholds is None else np.asarray(thresholds, dtype=np.float32)
+    return (probs >= t).astype(np.int64)
+
+
+def combine_members(exp: Experiment, members: List[dict]) -> np.ndarray:
+    """The ensemble's probabilities: each member's (averaged with its mirrored-input output when
+    tta_flip), then the mean over members."""
+    per_member = [(np.asarray(m["probs"]) + np.asarray(m["probs_flipped"])) / 2 if exp.tta_flip
+                  else np.asarray(m["probs"]) for m in members]
+    return np.mean(per_member, axis=0)
+
+
 def run_fold(exp: Experiment, subject: str, out_dir: Optional[Path], checkpoint_every: int = 10) -> dict:
     maps, targets, subjects = _SHARED["maps"], _SHARED["targets"], _SHARED["subjects"]
+    landmarks = _SHARED.get("landmarks")
     test = subjects == subject
     train = ~test
-    x_test = prepare_inputs(exp, maps[test])
+    lm_train, lm_test = (None, None) if landmarks is None else (landmarks[train], landmarks[test])
+    x_test = prepare_inputs(exp, maps[test], landmarks=lm_test)
     y_test = targets[test]
     best = {"accuracy": -1.0, "epoch": 0, "pred": None}
+    torch.set_num_threads(int(_SHARED.get("threads", 1)))
 
     def on_epoch(epoch: int, model: nn.Module):
         if exp.protocol != "oracle-epoch":
@@ -180,41 +211,64 @@ def run_fold(exp: Experiment, subject: str, out_dir: Optional[Path], checkpoint_
         if best["accuracy"] <= accuracy:  # ties go to the later epoch, as in the official code
             best.update(accuracy=accuracy, epoch=epoch, pred=pred)
 
-    ckpt_path = out_dir / "folds" / f"{subject}.pt" if out_dir else None
-    state = None
-    if ckpt_path is not None and ckpt_path.is_file():
-        state = torch.load(ckpt_path, weights_only=False)
-        best.update(state.get("oracle_best", {}))
-    checkpoint = None
-    if ckpt_path is not None:
-        ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-
-        def checkpoint(payload):
-            atomic_torch_save(ckpt_path, dict(payload, oracle_best=dict(best)))
-
-    torch.set_num_threads(int(_SHARED.get("threads", 1)))
     thresholds = None
     if exp.task == "au" and exp.inner_thresholds:
         thresholds = inner_thresholds(exp, maps[train], targets[train], subjects[train])
-    model = train_model(exp, maps[train], targets[train], epoch_callback=on_epoch, state=state,
-                        checkpoint=checkpoint, checkpoint_every=checkpoint_every)
-    pred = best["pred"] if exp.protocol == "oracle-epoch" else predict(exp, model, x_test, thresholds)
-    if _SHARED.get("int8_eval"):
-        extra = onnx_predictions(exp, model, maps[test], thresholds)
+    members, model = [], None
+    for k in range(exp.ensemble):
+        member_exp = dataclasses.replace(exp, seed=exp.seed + k)
+        # One model keeps the original file names, so runs made before ensembles resume as before.
+        stem = subject if exp.ensemble == 1 else f"{subject}.m{k}"
+        finished = out_dir / "folds" / f"{stem}.json" if out_dir and exp.ensemble > 1 else None
+        if finished is not None and finished.is_file():
+            members.append(json.loads(finished.read_text()))
+            continue
+        ckpt_path = out_dir / "folds" / f"{stem}.pt" if out_dir else None
+        state = None
+        if ckpt_path is not None and ckpt_path.is_file():
+            state = torch.load(ckpt_path, weights_only=False)
+            best.update(state.get("oracle_best", {}))
+        checkpoint = None
+        if ckpt_path is not None:
+            ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+
+            def checkpoint(payload, path=ckpt_path):
+                atomic_torch_save(path, dict(payload, oracle_best=dict(best)))
+
+        model = train_model(member_exp, maps[train], targets[train], landmarks=lm_train,
+                            epoch_callback=on_epoch, state=state, checkpoint=checkpoint,
+                            checkpoint_every=checkpoint_every)
+        member = {"seed": member_exp.seed, "probs": probabilities(exp, model, maps[test], lm_test).tolist()}
+        if exp.tta_flip:
+            member["probs_flipped"] = probabilities(
+                exp, model, flip_maps(maps[test]), None if lm_test is None else flip_landmarks(lm_test)).tolist()
+        members.append(member)
+        if finished is not None:
+            atomic_write_json(finished, member)
+        if ckpt_path is not None and ckpt_path.is_file():
+            ckpt_path.unlink()
+    if exp.protocol == "oracle-epoch":
+        pred, probs = best["pred"], None
     else:
-        extra = {}
+        probs = combine_members(exp, members)
+        pred = decide(exp, probs, thresholds)
+    extra = onnx_predictions(exp, model, maps[test], thresholds, lm_test) if _SHARED.get("int8_eval") else {}
     result = {**extra, "subject": subject, "indices": np.flatnonzero(test).tolist(),
               "pred": np.asarray(pred).tolist(), "true": y_test.tolist(),
               "epoch": best["epoch"] if exp.protocol == "oracle-epoch" else exp.epochs,
-              "thresholds": None if thresholds is None else thresholds.tolist()}
+              "thresholds": None if thresholds is None else thresholds.tolist(),
+              "probs": None if probs is None else probs.tolist()}
+    if exp.ensemble > 1 or exp.tta_flip:
+        result["members"] = members  # for the ablations in the summary (report.py)
     if out_dir is not None:
         atomic_write_json(out_dir / "folds" / f"{subject}.json", result)
-        if ckpt_path.is_file():
-            ckpt_path.unlink()
+        for k in range(exp.ensemble if exp.ensemble > 1 else 0):
+            (out_dir / "folds" / f"{subject}.m{k}.json").unlink(missing_ok=True)
     return result
 
 
-def onnx_predictions(exp: Experiment, model: nn.Module, test_maps: np.ndarray, thresholds) -> dict:
+def onnx_predictions(exp: Experiment, model: nn.Module, test_maps: np.ndarray, thresholds,
+                     landmarks: Optional[np.ndarray] = None) -> dict:
     """The fold's model exported to ONNX and quantised to INT8 (microexp.export), predicting the
     held-out subject with ONNX Runtime: the accuracy change of deployment, fold by fold."""
     import onnxruntime as ort
@@ -224,7 +278,7 @@ def onnx_predictions(exp: Experiment, model: nn.Module, test_maps: np.ndarray, t
 
     from .checkpoint import save_checkpoint
     labels = _SHARED["labels"]
-    x = prepare_inputs(exp, test_maps).numpy()
+    x = prepare_inputs(exp, test_maps, landmarks=landmarks).numpy()
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = save_checkpoint(Path(tmp) / "fold.pt", model.cpu(), exp, dataset=_SHARED["dataset"],
@@ -249,9 +303,17 @@ def _init_worker(shared):
 def run_loso(exp: Experiment, maps: np.ndarray, targets: np.ndarray, subjects: Sequence[str],
              out_dir=None, workers: int = 1, folds: Optional[Sequence[str]] = None,
              progress: bool = True, checkpoint_every: int = 10, int8_eval: bool = False,
-             dataset: str = "", labels: Optional[Sequence[str]] = None) -> List[dict]:
-    """All LOSO folds (or the named ones); finished folds found in out_dir are reused."""
+             dataset: str = "", labels: Optional[Sequence[str]] = None,
+             landmarks: Optional[np.ndarray] = None) -> List[dict]:
+    """All LOSO folds (or the named ones); finished folds found in out_dir are reused.
+    `landmarks` (N, 5, 2): per-sample composite landmarks on the 28x28 grid (exp.landmarks)."""
     subjects = np.asarray(subjects)
+    if int8_eval and (exp.ensemble > 1 or exp.tta_flip):
+        raise ValueError("run_loso: --int8-eval scores one exported model per fold; not with an "
+                         "ensemble or flip averaging")
+    if landmarks is not None and np.shape(landmarks) != (len(maps), 5, 2):
+        raise ValueError(f"run_loso: landmarks must be (N, 5, 2) with N = {len(maps)} maps, "
+                         f"got {np.shape(landmarks)}")
     out_dir = Path(out_dir) if out_dir else None
     todo, done = [], []
     for s in (folds if folds is not None else sorted(set(subjects.tolist()))):
@@ -264,7 +326,8 @@ def run_loso(exp: Experiment, maps: np.ndarray, targets: np.ndarray, subjects: S
             todo.append(s)
     shared = {"maps": maps, "targets": targets, "subjects": subjects,
               "threads": max(1, (os.cpu_count() or 1) // max(1, workers)),
-              "int8_eval": int8_eval, "dataset": dataset, "labels": list(labels or [])}
+              "int8_eval": int8_eval, "dataset": dataset, "labels": list(labels or []),
+              "landmarks": landmarks}
     bar = None
     if progress:
         from tqdm import tqdm

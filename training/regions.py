@@ -21,6 +21,19 @@ def compose_batch(maps: np.ndarray, landmarks: Optional[np.ndarray] = None) -> n
     return out
 
 
+# MTCNN's point order (left eye, right eye, nose, left mouth corner, right mouth corner): in a
+# mirrored face the left and right points trade places.
+_MIRRORED_ORDER = [1, 0, 2, 4, 3]
+
+
+def flip_landmarks(landmarks: np.ndarray, size: float = 28.0) -> np.ndarray:
+    """The landmarks (..., 5, 2) of mirrored maps: x -> size - x (continuous pixel coordinates)
+    and left/right points swapped, as a detector would report them on the mirrored face."""
+    out = np.array(landmarks, dtype=np.float64)[..., _MIRRORED_ORDER, :]
+    out[..., 0] = size - out[..., 0]
+    return out
+
+
 def flip_maps(maps: np.ndarray) -> np.ndarray:
     """Mirror maps left-right as the flow of a mirrored face: columns reversed and u negated.
     u was min-max normalised to 0..255 per map, so -u normalises to 255 - u; v and the strain

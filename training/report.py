@@ -31,7 +31,38 @@ def summarise(exp: Experiment, folds: List[dict], datasets: Optional[Sequence[st
             variant = [dict(f, pred=f[key]) for f in folds]
             summary[key.replace("pred_", "")] = {k: v for k, v in _summarise(exp, variant, datasets, au_names).items()
                                                  if k in ("full", "per_dataset", "au", "confusion")}
+    if folds and all("members" in f for f in folds):
+        summary["ablations"] = ablations(exp, folds, datasets, au_names)
     return summary
+
+
+def ablations(exp: Experiment, folds: List[dict], datasets, au_names) -> Dict[str, object]:
+    """What each part of an ensemble / flip-averaged run contributes, from the same folds: every
+    member alone without flip averaging, each alone with it, and the ensemble without it. These
+    are read off the run, not chosen between: the run's result is its configured combination."""
+    from .loso import decide
+
+    def score(probs_of) -> Dict[str, object]:
+        variant = [dict(f, pred=decide(exp, probs_of(f), f.get("thresholds")).tolist()) for f in folds]
+        s = _summarise(exp, variant, datasets, au_names)
+        if exp.task == "emotion":
+            return {"full": s["full"], **({"per_dataset": s["per_dataset"]} if "per_dataset" in s else {})}
+        key = next(k for k in s["au"] if k.startswith("mean_f1"))
+        return {"mean_f1": s["au"][key], "f1": {n: s["au"]["f1"][n] for n in s["au"]["frequent"]}}
+
+    out: Dict[str, object] = {}
+    count = len(folds[0]["members"])
+    out["members"] = [dict(seed=folds[0]["members"][k]["seed"],
+                           **score(lambda f, k=k: np.asarray(f["members"][k]["probs"])))
+                      for k in range(count)]
+    if exp.tta_flip:
+        out["members_flip_averaged"] = [dict(seed=folds[0]["members"][k]["seed"], **score(
+            lambda f, k=k: (np.asarray(f["members"][k]["probs"]) + np.asarray(f["members"][k]["probs_flipped"])) / 2))
+            for k in range(count)]
+        if count > 1:
+            out["ensemble_without_flip"] = score(
+                lambda f: np.mean([np.asarray(m["probs"]) for m in f["members"]], axis=0))
+    return out
 
 
 def _summarise(exp: Experiment, folds: List[dict], datasets: Optional[Sequence[str]] = None,
@@ -72,6 +103,19 @@ def markdown(summary: Dict[str, object]) -> str:
                 lines.append(f"| {name} | {au['positives'][name]} | {au['f1'][name]:.4f} |")
         key = next(k for k in au if k.startswith("mean_f1"))
         lines.append(f"| mean over AUs with >= 10 positives ({', '.join(au['frequent'])}) | | {au[key]:.4f} |")
+    if "ablations" in summary:
+        lines += ["", "Ablations from the same folds (read off, not selected between):", ""]
+        lines += ["| variant | " + ("Full UF1 | UAR |" if summary["task"] == "emotion" else "mean F1 |"),
+                  "|---|---|" + ("---|" if summary["task"] == "emotion" else "")]
+
+        def row(name, m):
+            return (f"| {name} | {m['full']['uf1']:.4f} | {m['full']['uar']:.4f} |" if "full" in m
+                    else f"| {name} | {m['mean_f1']:.4f} |")
+        ab = summary["ablations"]
+        lines += [row(f"model seed {m['seed']} alone", m) for m in ab["members"]]
+        lines += [row(f"model seed {m['seed']} alone, flip-averaged", m) for m in ab.get("members_flip_averaged", [])]
+        if "ensemble_without_flip" in ab:
+            lines.append(row("ensemble without flip averaging", ab["ensemble_without_flip"]))
     for variant in ("ort_fp32", "ort_int8"):
         if variant in summary:
             v = summary[variant]

@@ -71,3 +71,29 @@ def test_loso_int8_eval_scores_the_exported_models_too(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["ort_fp32"]["full"] == summary["full"]  # ONNX Runtime fp32 agrees with PyTorch
     assert 0 <= summary["ort_int8"]["full"]["uf1"] <= 1
+
+
+def test_loso_ensemble_with_mtcnn_landmarks_from_the_cli(tmp_path, capsys):
+    data = make_megc(tmp_path / "megc", subjects=("006", "s1", "s2"), per_subject=3)
+    out = tmp_path / "run"
+    assert main(["train", "loso", "--set", "megc", "--data", str(data), "--out", str(out),
+                 "--preset", "cnn", "--epochs", "1", "--workers", "1", "--ensemble", "2",
+                 "--tta-flip", "--flip", "--landmarks", "mtcnn", "--json"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["experiment"]["ensemble"] == 2 and summary["experiment"]["landmarks"] == "mtcnn"
+    assert summary["landmarks_found"] == 0  # the fixture's apex faces are noise
+    assert "MTCNN found a face on 0 of 9 apex faces" in captured.err
+    assert [m["seed"] for m in summary["ablations"]["members"]] == [0, 1]
+    assert "ensemble without flip averaging" in (out / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--set", "samm-au", "--landmarks", "mtcnn"], "landmarks 'mtcnn' place the MEGC composite"),
+    (["--set", "samm-au", "--tta-flip"], "HSV-encoded AU maps do not mirror"),
+    (["--set", "megc", "--ensemble", "2", "--int8-eval"], "not with --ensemble"),
+    (["--set", "megc", "--ensemble", "0"], "ensemble must be >= 1"),
+])
+def test_loso_settings_that_cannot_hold_are_named_before_any_work(tmp_path, extra, message):
+    with pytest.raises(SystemExit, match=message):
+        main(["train", "loso", "--data", str(tmp_path / "absent"), "--out", str(tmp_path / "r"), *extra])

@@ -124,3 +124,72 @@ def test_flip_negates_u_and_composite_uses_the_kernel():
     np.testing.assert_array_equal(flip_maps(flipped), maps)
     comp = compose_batch(maps)
     assert comp.shape == maps.shape and not np.array_equal(comp, maps)
+
+
+def _astronaut_face():
+    """The public-domain photo in training/faces, cropped to its face with a margin (as the
+    apex faces of the composite are stored)."""
+    from pathlib import Path
+
+    import cv2
+    import microexp
+    photo = Path(microexp.__file__).parent / "training" / "faces" / "astronaut.png"
+    return cv2.imread(str(photo))[41:194, 160:288]
+
+
+def test_apex_landmarks_follow_the_official_detection(tmp_path):
+    import cv2
+
+    from microexp.training.datasets.megc import FALLBACK_LANDMARKS_28
+    root = make_megc(tmp_path)
+    ds = MegcComposite(root)
+    cv2.imwrite(str(ds.samples[1].apex_file), _astronaut_face())
+    landmarks, found = ds.apex_landmarks()
+    # The real face is found on its 28x28 thumbnail; the noise images fall back to HTNet's points.
+    assert found.tolist() == [i == 1 for i in range(len(ds))]
+    np.testing.assert_array_equal(landmarks[0], FALLBACK_LANDMARKS_28)
+    eyes, mouth = landmarks[1][:2], landmarks[1][3:]
+    assert eyes[0, 0] < eyes[1, 0] and mouth[0, 0] < mouth[1, 0]  # left before right
+    assert eyes[:, 1].max() < mouth[:, 1].min()  # eyes above the mouth
+    assert ((landmarks[1] > 0) & (landmarks[1] < 28)).all()
+
+
+def test_apex_landmarks_feed_the_detector_the_official_channel_order(tmp_path):
+    import cv2
+
+    from microexp.edge.detect import Face
+    root = make_megc(tmp_path, subjects=("s1",), per_subject=2)
+    ds = MegcComposite(root)
+    seen = []
+
+    class Spy:
+        def detect(self, frame):
+            seen.append(frame.copy())
+            small = Face(np.array([5.0, 5, 15, 15]), 0.9, np.full((5, 2), 10.0))
+            large = Face(np.array([0.0, 0, 27, 27]), 0.8, np.full((5, 2), 14.0))
+            return [small, large]
+
+    landmarks, found = ds.apex_landmarks(Spy())
+    thumb = cv2.resize(cv2.imread(str(ds.samples[0].apex_file)), (28, 28), interpolation=cv2.INTER_AREA)
+    # cv2's BGR array reaches the network as if it were RGB: reversed before detect() turns it over
+    np.testing.assert_array_equal(seen[0], thumb[..., ::-1])
+    assert found.all() and (landmarks == 14.0).all()  # the largest face's points
+
+
+def test_apex_landmarks_name_a_missing_face_image(tmp_path):
+    root = make_megc(tmp_path, subjects=("s1",), per_subject=2)
+    ds = MegcComposite(root)
+    ds.samples[1].apex_file.unlink()
+    with pytest.raises(ValueError, match=ds.samples[1].apex_file.name):
+        ds.apex_landmarks()
+
+
+def test_mirrored_landmarks_are_what_the_detector_finds_on_the_mirrored_face():
+    from microexp.edge.detect import FaceDetector
+    from microexp.training.regions import flip_landmarks
+    face = _astronaut_face()
+    detector = FaceDetector()
+    original = detector.detect(face)[0].landmarks
+    mirrored = detector.detect(np.ascontiguousarray(face[:, ::-1]))[0].landmarks
+    np.testing.assert_allclose(flip_landmarks(original, size=face.shape[1]), mirrored, atol=4.0)
+    np.testing.assert_allclose(flip_landmarks(flip_landmarks(original)), original)

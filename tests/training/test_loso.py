@@ -129,3 +129,102 @@ def test_inner_thresholds_never_see_the_test_subject(monkeypatch):
     # inner model on 4 of the 5 training subjects (20 maps), final model on all 5 (25 maps)
     assert seen == [20, 25]
     assert len(fold["thresholds"]) == 2 and all(0 < t < 1 for t in fold["thresholds"])
+
+
+def test_ensemble_settings_that_cannot_hold_are_refused():
+    with pytest.raises(ValueError, match="ensemble must be >= 1"):
+        Experiment(ensemble=0)
+    with pytest.raises(ValueError, match="honest protocol only"):
+        Experiment(ensemble=2, protocol="oracle-epoch")
+    with pytest.raises(ValueError, match="inner_thresholds"):
+        Experiment(task="au", ensemble=2, inner_thresholds=True)
+    with pytest.raises(ValueError, match="HSV-encoded"):
+        Experiment(task="au", tta_flip=True)
+    maps, labels, subjects = _separable()
+    with pytest.raises(ValueError, match="int8-eval"):
+        loso.run_loso(Experiment(epochs=1, ensemble=2, **TINY), maps, labels, subjects,
+                      progress=False, int8_eval=True)
+
+
+def test_ensemble_members_are_the_single_seed_runs_and_their_mean_decides(tmp_path):
+    maps, labels, subjects = _separable()
+    flip = dict(TINY, flip=True)
+    single = {s: loso.run_loso(Experiment(epochs=2, seed=s, **flip), maps, labels, subjects,
+                               folds=["b"], progress=False)[0] for s in (3, 4)}
+    exp = Experiment(epochs=2, seed=3, ensemble=2, tta_flip=True, **flip)
+    fold = loso.run_loso(exp, maps, labels, subjects, out_dir=tmp_path, folds=["b"], progress=False)[0]
+    members = fold["members"]
+    assert [m["seed"] for m in members] == [3, 4]
+    for m in members:  # each member is exactly the model a one-seed run trains
+        assert np.argmax(m["probs"], 1).tolist() == single[m["seed"]]["pred"]
+        np.testing.assert_allclose(np.sum(m["probs"], 1), 1.0, rtol=1e-5)
+    # flip averaging uses the mirrored maps (u negated, columns reversed), not the same maps again
+    assert not np.allclose(members[0]["probs"], members[0]["probs_flipped"])
+    by_hand = np.mean([(np.asarray(m["probs"]) + np.asarray(m["probs_flipped"])) / 2 for m in members], axis=0)
+    np.testing.assert_allclose(fold["probs"], by_hand, rtol=1e-6)
+    assert fold["pred"] == by_hand.argmax(1).tolist()
+    # the members' own files are gone once the fold is written whole
+    assert sorted(p.name for p in (tmp_path / "folds").iterdir()) == ["b.json"]
+
+
+def test_flip_averaged_probabilities_are_those_of_the_mirrored_maps():
+    maps, labels, subjects = _separable()
+    exp = Experiment(epochs=2, tta_flip=True, **TINY)
+    fold = loso.run_loso(exp, maps, labels, subjects, folds=["c"], progress=False)[0]
+    model = loso.train_model(exp, maps[subjects != "c"], labels[subjects != "c"])
+    from microexp.training.regions import flip_maps
+    mirrored = loso.probabilities(exp, model, flip_maps(maps[subjects == "c"]))
+    np.testing.assert_allclose(fold["members"][0]["probs_flipped"], mirrored, rtol=1e-5)
+
+
+def test_an_interrupted_ensemble_keeps_its_finished_members(tmp_path):
+    maps, labels, subjects = _separable()
+    exp = Experiment(epochs=1, ensemble=2, **TINY)
+    first = loso.run_loso(exp, maps, labels, subjects, out_dir=tmp_path, folds=["a"], progress=False)[0]
+    # As if the run stopped after member 0: its file is there, the fold's is not. Member 0's
+    # probabilities are planted so that reuse (not retraining) is visible in the result.
+    planted = dict(first["members"][0], probs=[[0.0, 0.0, 1.0]] * len(first["pred"]))
+    (tmp_path / "folds" / "a.m0.json").write_text(json.dumps(planted))
+    (tmp_path / "folds" / "a.json").unlink()
+    again = loso.run_loso(exp, maps, labels, subjects, out_dir=tmp_path, folds=["a"], progress=False)[0]
+    assert again["members"][0]["probs"] == planted["probs"]
+    assert again["members"][1]["probs"] == first["members"][1]["probs"]
+    np.testing.assert_allclose(again["probs"], (np.asarray(planted["probs"]) +
+                                                np.asarray(first["members"][1]["probs"])) / 2)
+
+
+def test_summary_ablations_read_each_member_off_the_same_folds(tmp_path):
+    maps, labels, subjects = _separable()
+    exp = Experiment(epochs=2, ensemble=2, tta_flip=True, **dict(TINY, flip=True))
+    folds = loso.run_loso(exp, maps, labels, subjects, progress=False)
+    summary = summarise(exp, folds, datasets=["x"] * len(maps))
+    alone = loso.run_loso(Experiment(epochs=2, seed=1, **dict(TINY, flip=True)), maps, labels,
+                          subjects, progress=False)
+    assert summary["ablations"]["members"][1]["full"] == summarise(exp, alone)["full"]
+    assert {"members_flip_averaged", "ensemble_without_flip"} <= set(summary["ablations"])
+    text = write_report(summary, tmp_path)["markdown"].read_text()
+    assert "model seed 1 alone" in text and "ensemble without flip averaging" in text
+
+
+def test_per_sample_landmarks_place_the_regions_and_mirror_with_the_maps(monkeypatch):
+    from microexp.training import regions
+    rng = np.random.default_rng(3)
+    maps = rng.uniform(0, 255, (4, 3, 28, 28)).astype(np.float32)
+    landmarks = rng.uniform(7, 21, (4, 5, 2))
+    exp = Experiment(epochs=1, flip=True, landmarks="mtcnn", **dict(TINY, input="composite"))
+    x = loso.prepare_inputs(exp, maps, landmarks=landmarks).numpy()
+    np.testing.assert_allclose(x, regions.compose_batch(maps, landmarks) * exp.scale, rtol=1e-6)
+    # With a training flip, a mirrored map is composed at the mirrored landmarks.
+    gen = np.random.default_rng(0)
+    chosen = np.random.default_rng(0).random(4) < 0.5
+    assert chosen.any() and not chosen.all()
+    x = loso.prepare_inputs(exp, maps, gen, landmarks).numpy()
+    want = np.where(chosen[:, None, None, None],
+                    regions.compose_batch(regions.flip_maps(maps), regions.flip_landmarks(landmarks)),
+                    regions.compose_batch(maps, landmarks)) * exp.scale
+    np.testing.assert_allclose(x, want, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"landmarks must be \(N, 5, 2\)"):
+        loso.run_loso(exp, maps, np.zeros(4, np.int64), np.array(list("abcd")), landmarks=landmarks[:2],
+                      progress=False)
+    with pytest.raises(ValueError, match="MEGC composite"):
+        Experiment(task="au", input="whole", landmarks="mtcnn")

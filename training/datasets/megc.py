@@ -95,3 +95,28 @@ class MegcComposite:
                 raise ValueError(f"MEGC composite: {s.flow_file} is not a readable 28x28 image")
             maps[i] = img[..., ::-1].transpose(2, 0, 1)
         return maps
+
+    def apex_landmarks(self, detector=None):
+        """Per-sample composite landmarks (N, 5, 2) found as the official HTNet code finds them:
+        the apex face resized to 28x28 (INTER_AREA), MTCNN (ours, edge.detect), the largest
+        face's five points; HTNet's fallback points where no face is found. Returns
+        (landmarks, found) with found (N,) bool.
+
+        The official code hands cv2's BGR array to a detector that expects RGB; the same
+        channel order is fed here, so the points are the ones its composite was built from."""
+        if detector is None:
+            from microexp.edge.detect import FaceDetector
+            detector = FaceDetector()
+        landmarks = np.repeat(FALLBACK_LANDMARKS_28[None], len(self.samples), axis=0)
+        found = np.zeros(len(self.samples), bool)
+        for i, s in enumerate(self.samples):
+            img = cv2.imread(str(s.apex_file), cv2.IMREAD_COLOR)
+            if img is None:
+                raise ValueError(f"MEGC composite: apex face {s.apex_file} is missing or unreadable")
+            small = cv2.resize(img, (28, 28), interpolation=cv2.INTER_AREA)
+            # detect() converts BGR to RGB; reversing first hands the network cv2's order.
+            faces = detector.detect(np.ascontiguousarray(small[..., ::-1]))
+            if faces:
+                landmarks[i] = max(faces, key=lambda f: f.area).landmarks
+                found[i] = True
+        return landmarks, found
