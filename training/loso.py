@@ -6,6 +6,10 @@ Each fold trains a fresh model on every other subject and predicts the held-out 
 * oracle-epoch: after every epoch the test fold is scored and the epoch with the best
   accuracy on it is kept (ties go to the later epoch), as the official HTNet code does. This
   selects on the test set; it exists only to reproduce the published table.
+With exp.ensemble > 1 (honest only) a fold trains one model per seed and decides on their mean
+probabilities (exp.tta_flip: each model's output also averaged with its output on the mirrored
+maps); each member's probabilities are kept in the fold's result for the summary's ablations,
+and a finished member is kept in <out>/folds/<subject>.m<k>.json until its fold is written.
 A finished fold is written to <out>/folds/<subject>.json; an unfinished one keeps
 <out>/folds/<subject>.pt (model, optimiser, epoch, RNG) every `checkpoint_every` epochs, so a
 run that is interrupted resumes where it stopped.
