@@ -40,28 +40,28 @@ def ablations(exp: Experiment, folds: List[dict], datasets, au_names) -> Dict[st
     """What each part of an ensemble / flip-averaged run contributes, from the same folds: every
     member alone without flip averaging, each alone with it, and the ensemble without it. These
     are read off the run, not chosen between: the run's result is its configured combination."""
-    from .loso import decide
+    import dataclasses
 
-    def score(probs_of) -> Dict[str, object]:
-        variant = [dict(f, pred=decide(exp, probs_of(f), f.get("thresholds")).tolist()) for f in folds]
+    from .loso import combine_members, decide
+    plain = dataclasses.replace(exp, tta_flip=False)
+
+    def score(exp_used, members_of) -> Dict[str, object]:
+        variant = [dict(f, pred=decide(exp, combine_members(exp_used, members_of(f)), f.get("thresholds")).tolist())
+                   for f in folds]
         s = _summarise(exp, variant, datasets, au_names)
         if exp.task == "emotion":
             return {"full": s["full"], **({"per_dataset": s["per_dataset"]} if "per_dataset" in s else {})}
         key = next(k for k in s["au"] if k.startswith("mean_f1"))
         return {"mean_f1": s["au"][key], "f1": {n: s["au"]["f1"][n] for n in s["au"]["frequent"]}}
 
-    out: Dict[str, object] = {}
-    count = len(folds[0]["members"])
-    out["members"] = [dict(seed=folds[0]["members"][k]["seed"],
-                           **score(lambda f, k=k: np.asarray(f["members"][k]["probs"])))
-                      for k in range(count)]
+    seeds = [m["seed"] for m in folds[0]["members"]]
+    out: Dict[str, object] = {"members": [dict(seed=seed, **score(plain, lambda f, k=k: [f["members"][k]]))
+                                          for k, seed in enumerate(seeds)]}
     if exp.tta_flip:
-        out["members_flip_averaged"] = [dict(seed=folds[0]["members"][k]["seed"], **score(
-            lambda f, k=k: (np.asarray(f["members"][k]["probs"]) + np.asarray(f["members"][k]["probs_flipped"])) / 2))
-            for k in range(count)]
-        if count > 1:
-            out["ensemble_without_flip"] = score(
-                lambda f: np.mean([np.asarray(m["probs"]) for m in f["members"]], axis=0))
+        out["members_flip_averaged"] = [dict(seed=seed, **score(exp, lambda f, k=k: [f["members"][k]]))
+                                        for k, seed in enumerate(seeds)]
+        if len(seeds) > 1:
+            out["ensemble_without_flip"] = score(plain, lambda f: f["members"])
     return out
 
 
