@@ -54,8 +54,23 @@ def experiment_from_args(args):
                       protocol=getattr(args, "protocol", "honest"), threshold=args.threshold,
                       inner_thresholds=args.inner_thresholds,
                       ensemble=getattr(args, "ensemble", 1), tta_flip=getattr(args, "tta_flip", False),
-                      landmarks=args.landmarks,
+                      landmarks=args.landmarks, landmark_jitter=args.landmark_jitter,
+                      probe_landmarks=parse_points(getattr(args, "probe_landmarks", None)),
                       seed=args.seed, **preset)
+
+
+def parse_points(text):
+    """'x1,y1,...,x5,y5' -> [[x1, y1], ...]; the count is checked by Experiment."""
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--probe-landmarks: expected 10 comma-separated numbers, got {text!r}") from None
+    if len(values) != 10:
+        raise ValueError(f"--probe-landmarks: expected 10 comma-separated numbers (5 x, y points), "
+                         f"got {len(values)}")
+    return [values[i:i + 2] for i in range(0, 10, 2)]
 
 
 def add_common(p):
@@ -77,6 +92,8 @@ def add_common(p):
                    help="AU: choose per-AU thresholds on an inner split of the training subjects")
     p.add_argument("--landmarks", choices=("fallback", "mtcnn"), default="fallback",
                    help="composite regions: HTNet's fixed points, or MTCNN's on each 28x28 apex face")
+    p.add_argument("--landmark-jitter", type=int, default=0, metavar="PX",
+                   help="training: move each composite landmark by a random -PX..PX offset per axis")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -97,6 +114,9 @@ def build_parser(parser=None):
                       help="models per fold (seeds SEED, SEED+1, ...), probabilities averaged")
     loso.add_argument("--tta-flip", action="store_true",
                       help="emotion: average each model's output with its output on the mirrored maps")
+    loso.add_argument("--probe-landmarks", metavar="X1,Y1,...,X5,Y5",
+                      help="also score every model on test composites built at these fixed points "
+                           "(an ablation in the summary; the result is unchanged)")
     split = sub.add_parser("split", help="one model, the named subjects held out")
     add_common(split)
     split.add_argument("--test-subjects", required=True)

@@ -7,8 +7,9 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -46,6 +47,13 @@ class Experiment:
     # Composite landmarks: 'fallback' (HTNet's fixed points for every sample) or 'mtcnn' (found
     # per sample on the 28x28 apex face, as the official code does; datasets.megc).
     landmarks: str = "fallback"
+    # Training only: every epoch each sample's composite landmarks move by independent integer
+    # offsets in [-j, j] px per axis, so the model does not depend on exact region placement
+    # (the runtime finds its own landmarks on its own crop).
+    landmark_jitter: int = 0
+    # Evaluation only, never used in a decision: each model is also scored with the test
+    # composites built at these fixed (5, 2) points; the summary's ablations report it.
+    probe_landmarks: Optional[List[List[float]]] = None
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -63,6 +71,21 @@ class Experiment:
         if self.landmarks == "mtcnn" and (self.input != "composite" or self.task != "emotion"):
             raise ValueError("Experiment: landmarks 'mtcnn' place the MEGC composite's regions "
                              "(task 'emotion', input 'composite')")
+        if self.landmark_jitter < 0:
+            raise ValueError(f"Experiment: landmark_jitter must be >= 0 px, got {self.landmark_jitter}")
+        if (self.landmark_jitter or self.probe_landmarks is not None) and self.input != "composite":
+            raise ValueError("Experiment: landmark_jitter and probe_landmarks move the composite's "
+                             "regions (input 'composite')")
+        if self.probe_landmarks is not None:
+            try:
+                points = np.asarray(self.probe_landmarks, dtype=np.float64)
+            except (TypeError, ValueError):
+                points = np.empty(0)
+            if points.shape != (5, 2) or not np.all(np.isfinite(points)):
+                raise ValueError("Experiment: probe_landmarks must be 5 finite (x, y) points, "
+                                 f"got {self.probe_landmarks!r}")
+            if self.protocol != "honest":
+                raise ValueError("Experiment: probe_landmarks are scored for the honest protocol only")
         if self.ensemble < 1:
             raise ValueError(f"Experiment: ensemble must be >= 1, got {self.ensemble}")
         if (self.ensemble > 1 or self.tta_flip) and self.protocol != "honest":

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .experiment import Experiment, build_model
+from .datasets.megc import FALLBACK_LANDMARKS_28
 from .regions import compose_batch, flip_landmarks, flip_maps
 
 _SHARED: Dict[str, object] = {}  # the data, inherited by forked fold workers
@@ -55,9 +56,14 @@ def atomic_torch_save(path: Path, payload) -> None:
 
 def prepare_inputs(exp: Experiment, maps: np.ndarray, rng: Optional[np.random.Generator] = None,
                    landmarks: Optional[np.ndarray] = None) -> torch.Tensor:
-    """Model input from whole maps: optional random flip (training only), region composite
-    (per-sample landmarks (N, 5, 2) on the 28x28 grid, or HTNet's fallback ones), scaling."""
+    """Model input from whole maps: optional landmark jitter and random flip (training only),
+    region composite (per-sample landmarks (N, 5, 2) on the 28x28 grid, or HTNet's fallback
+    ones), scaling."""
     x = maps
+    if rng is not None and exp.landmark_jitter:
+        base = FALLBACK_LANDMARKS_28[None] if landmarks is None else np.asarray(landmarks, np.float64)
+        j = exp.landmark_jitter
+        landmarks = base + rng.integers(-j, j + 1, size=(len(x), 5, 2))
     if rng is not None and exp.flip:
         chosen = rng.random(len(x)) < 0.5
         x = x.copy()
@@ -246,6 +252,9 @@ def run_fold(exp: Experiment, subject: str, out_dir: Optional[Path], checkpoint_
         if exp.tta_flip:
             member["probs_flipped"] = probabilities(
                 exp, model, flip_maps(maps[test]), None if lm_test is None else flip_landmarks(lm_test)).tolist()
+        if exp.probe_landmarks is not None:
+            probe = np.repeat(np.asarray(exp.probe_landmarks, np.float64)[None], int(test.sum()), axis=0)
+            member["probs_probe"] = probabilities(exp, model, maps[test], probe).tolist()
         members.append(member)
         if finished is not None:
             atomic_write_json(finished, member)
@@ -262,7 +271,7 @@ def run_fold(exp: Experiment, subject: str, out_dir: Optional[Path], checkpoint_
               "epoch": best["epoch"] if exp.protocol == "oracle-epoch" else exp.epochs,
               "thresholds": None if thresholds is None else thresholds.tolist(),
               "probs": None if probs is None else probs.tolist()}
-    if exp.ensemble > 1 or exp.tta_flip:
+    if exp.ensemble > 1 or exp.tta_flip or exp.probe_landmarks is not None:
         result["members"] = members  # for the ablations in the summary (report.py)
     if out_dir is not None:
         atomic_write_json(out_dir / "folds" / f"{subject}.json", result)

@@ -38,7 +38,8 @@ def summarise(exp: Experiment, folds: List[dict], datasets: Optional[Sequence[st
 
 def ablations(exp: Experiment, folds: List[dict], datasets, au_names) -> Dict[str, object]:
     """What each part of an ensemble / flip-averaged run contributes, from the same folds: every
-    member alone without flip averaging, each alone with it, and the ensemble without it. These
+    member alone without flip averaging, each alone with it, and the ensemble without it; with
+    probe landmarks, each member (and the plain ensemble) scored on composites built there. These
     are read off the run, not chosen between: the run's result is its configured combination."""
     import dataclasses
 
@@ -57,6 +58,14 @@ def ablations(exp: Experiment, folds: List[dict], datasets, au_names) -> Dict[st
     seeds = [m["seed"] for m in folds[0]["members"]]
     out: Dict[str, object] = {"members": [dict(seed=seed, **score(plain, lambda f, k=k: [f["members"][k]]))
                                           for k, seed in enumerate(seeds)]}
+    if "probs_probe" in folds[0]["members"][0]:
+        def at_probe(f, picked):
+            return [dict(m, probs=m["probs_probe"]) for m in picked(f)]
+        out["members_at_probe_landmarks"] = [
+            dict(seed=seed, **score(plain, lambda f, k=k: at_probe(f, lambda g: [g["members"][k]])))
+            for k, seed in enumerate(seeds)]
+        if len(seeds) > 1:
+            out["ensemble_at_probe_landmarks"] = score(plain, lambda f: at_probe(f, lambda g: g["members"]))
     if exp.tta_flip:
         out["members_flip_averaged"] = [dict(seed=seed, **score(exp, lambda f, k=k: [f["members"][k]]))
                                         for k, seed in enumerate(seeds)]
@@ -116,6 +125,12 @@ def markdown(summary: Dict[str, object]) -> str:
         lines += [row(f"model seed {m['seed']} alone, flip-averaged", m) for m in ab.get("members_flip_averaged", [])]
         if "ensemble_without_flip" in ab:
             lines.append(row("ensemble without flip averaging", ab["ensemble_without_flip"]))
+        probe = summary["experiment"].get("probe_landmarks")
+        lines += [row(f"model seed {m['seed']} alone, test composites at {probe}", m)
+                  for m in ab.get("members_at_probe_landmarks", [])]
+        if "ensemble_at_probe_landmarks" in ab:
+            lines.append(row(f"ensemble without flip averaging, test composites at {probe}",
+                             ab["ensemble_at_probe_landmarks"]))
     for variant in ("ort_fp32", "ort_int8"):
         if variant in summary:
             v = summary[variant]

@@ -88,11 +88,28 @@ def test_loso_ensemble_with_mtcnn_landmarks_from_the_cli(tmp_path, capsys):
     assert "ensemble without flip averaging" in (out / "summary.md").read_text()
 
 
+def test_loso_landmark_jitter_and_probe_from_the_cli(tmp_path, capsys):
+    data = make_megc(tmp_path / "megc", subjects=("s0", "s1", "s2"), per_subject=3)
+    out = tmp_path / "run"
+    points = "8,10,21,10,15,17,7,19,20,20"
+    assert main(["train", "loso", "--set", "megc", "--data", str(data), "--out", str(out),
+                 "--preset", "cnn", "--epochs", "1", "--workers", "1", "--landmark-jitter", "3",
+                 "--probe-landmarks", points, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["experiment"]["landmark_jitter"] == 3
+    assert summary["experiment"]["probe_landmarks"] == [[8, 10], [21, 10], [15, 17], [7, 19], [20, 20]]
+    assert 0 <= summary["ablations"]["members_at_probe_landmarks"][0]["full"]["uf1"] <= 1
+    assert "test composites at" in (out / "summary.md").read_text()
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--set", "samm-au", "--landmarks", "mtcnn"], "landmarks 'mtcnn' place the MEGC composite"),
     (["--set", "samm-au", "--tta-flip"], "HSV-encoded AU maps do not mirror"),
     (["--set", "megc", "--ensemble", "2", "--int8-eval"], "not with --ensemble"),
     (["--set", "megc", "--ensemble", "0"], "ensemble must be >= 1"),
+    (["--set", "samm-au", "--input", "whole", "--landmark-jitter", "2"], "input 'composite'"),
+    (["--set", "megc", "--probe-landmarks", "1,2,3"], "expected 10 comma-separated numbers"),
+    (["--set", "megc", "--probe-landmarks", "1,2,3,4,5,6,7,8,9,x"], "expected 10 comma-separated"),
 ])
 def test_loso_settings_that_cannot_hold_are_named_before_any_work(tmp_path, extra, message):
     with pytest.raises(SystemExit, match=message):

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -228,3 +229,58 @@ def test_per_sample_landmarks_place_the_regions_and_mirror_with_the_maps(monkeyp
                       progress=False)
     with pytest.raises(ValueError, match="MEGC composite"):
         Experiment(task="au", input="whole", landmarks="mtcnn")
+
+
+def test_landmark_jitter_moves_each_training_composite_within_its_range():
+    from microexp.training import regions
+    from microexp.training.datasets.megc import FALLBACK_LANDMARKS_28
+    rng = np.random.default_rng(5)
+    maps = rng.uniform(0, 255, (6, 3, 28, 28)).astype(np.float32)
+    exp = Experiment(epochs=1, landmark_jitter=2, **dict(TINY, input="composite"))
+    x = loso.prepare_inputs(exp, maps, np.random.default_rng(9)).numpy()
+    offsets = np.random.default_rng(9).integers(-2, 3, size=(6, 5, 2))
+    assert np.abs(offsets).max() == 2 and len({o.tobytes() for o in offsets}) == 6
+    want = regions.compose_batch(maps, FALLBACK_LANDMARKS_28[None] + offsets) * exp.scale
+    np.testing.assert_allclose(x, want, rtol=1e-6)
+    assert not np.allclose(x, regions.compose_batch(maps) * exp.scale)
+    # Jitter is training-only: test inputs (no rng) sit at the fixed points.
+    np.testing.assert_allclose(loso.prepare_inputs(exp, maps).numpy(),
+                               regions.compose_batch(maps) * exp.scale, rtol=1e-6)
+
+
+def test_probe_landmarks_score_each_model_on_composites_built_there(tmp_path):
+    from microexp.training.datasets.megc import FALLBACK_LANDMARKS_28
+    maps, labels, subjects = _separable()
+    composite = dict(TINY, input="composite")
+    moved = (FALLBACK_LANDMARKS_28 + [[-3, 0], [0, -2], [0, 0], [-3, -3], [0, -2]]).tolist()
+    exp = Experiment(epochs=2, ensemble=2, probe_landmarks=moved, **composite)
+    folds = loso.run_loso(exp, maps, labels, subjects, progress=False)
+    plain = loso.run_loso(Experiment(epochs=2, ensemble=2, **composite), maps, labels, subjects, progress=False)
+    for f, g in zip(folds, plain):  # the probe never changes the run's own result
+        assert f["pred"] == g["pred"] and f["probs"] == g["probs"]
+    model = loso.train_model(dataclasses.replace(exp, seed=1), maps[subjects != "d"], labels[subjects != "d"])
+    test = maps[subjects == "d"]
+    want = loso.probabilities(exp, model, test, np.repeat(np.asarray(moved)[None], len(test), 0))
+    np.testing.assert_allclose(folds[-1]["members"][1]["probs_probe"], want, rtol=1e-5)
+    assert not np.allclose(want, folds[-1]["members"][1]["probs"])
+    summary = summarise(exp, folds, datasets=["x"] * len(maps))
+    at_probe = [dict(f, pred=np.argmax(f["members"][0]["probs_probe"], 1).tolist()) for f in folds]
+    assert summary["ablations"]["members_at_probe_landmarks"][0]["full"] == summarise(exp, at_probe)["full"]
+    both = [dict(f, pred=np.argmax(np.mean([m["probs_probe"] for m in f["members"]], 0), 1).tolist())
+            for f in folds]
+    assert summary["ablations"]["ensemble_at_probe_landmarks"]["full"] == summarise(exp, both)["full"]
+    text = write_report(summary, tmp_path)["markdown"].read_text()
+    assert "test composites at" in text
+
+
+def test_jitter_and_probe_settings_that_cannot_hold_are_refused():
+    with pytest.raises(ValueError, match="landmark_jitter must be >= 0"):
+        Experiment(landmark_jitter=-1)
+    with pytest.raises(ValueError, match="input 'composite'"):
+        Experiment(input="whole", landmark_jitter=2)
+    with pytest.raises(ValueError, match="5 finite"):
+        Experiment(probe_landmarks=[[1, 2]] * 4)
+    with pytest.raises(ValueError, match="5 finite"):
+        Experiment(probe_landmarks=[[1, 2], [1], [1, 2], [1, 2], [1, 2]])
+    with pytest.raises(ValueError, match="honest protocol only"):
+        Experiment(probe_landmarks=[[10, 10]] * 5, protocol="oracle-epoch")
