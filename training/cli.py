@@ -54,6 +54,7 @@ def experiment_from_args(args):
                       protocol=getattr(args, "protocol", "honest"), threshold=args.threshold,
                       inner_thresholds=args.inner_thresholds,
                       ensemble=getattr(args, "ensemble", 1), tta_flip=getattr(args, "tta_flip", False),
+                      pos_weight_cap=args.pos_weight_cap,
                       landmarks=args.landmarks, landmark_jitter=args.landmark_jitter,
                       probe_landmarks=parse_points(getattr(args, "probe_landmarks", None)),
                       seed=args.seed, **preset)
@@ -88,6 +89,8 @@ def add_common(p):
     p.add_argument("--flip", action="store_true", help="mirror augmentation (negates u)")
     p.add_argument("--class-balance", action="store_true")
     p.add_argument("--threshold", type=float, default=0.5, help="fixed AU decision threshold")
+    p.add_argument("--pos-weight-cap", type=float, metavar="W",
+                   help="AU: bound each AU's BCE pos_weight (negatives/positives in the training fold) at W")
     p.add_argument("--inner-thresholds", action="store_true",
                    help="AU: choose per-AU thresholds on an inner split of the training subjects")
     p.add_argument("--landmarks", choices=("fallback", "mtcnn"), default="fallback",

@@ -35,6 +35,10 @@ class Experiment:
     class_balance: bool = False  # class weights inverse to frequency in the training fold
     protocol: str = "honest"
     threshold: float = 0.5  # fixed AU decision threshold (honest: never tuned on a test fold)
+    # AU only: upper bound on BCE's pos_weight (negatives / positives per AU in the training
+    # fold). Without it an AU with one positive weighs that sample ~150x and the shared trunk
+    # bends to memorise it. None: no bound.
+    pos_weight_cap: Optional[float] = None
     # AU only: choose each AU's threshold on an inner split of the training subjects (a model
     # trained on 80% of them, thresholds maximising F1 on the other 20%), then train on all.
     inner_thresholds: bool = False
@@ -71,6 +75,9 @@ class Experiment:
         if self.landmarks == "mtcnn" and (self.input != "composite" or self.task != "emotion"):
             raise ValueError("Experiment: landmarks 'mtcnn' place the MEGC composite's regions "
                              "(task 'emotion', input 'composite')")
+        if self.pos_weight_cap is not None and (self.task != "au" or not self.pos_weight_cap >= 1):
+            raise ValueError("Experiment: pos_weight_cap bounds the AU loss's positive weights "
+                             f"(task 'au', a value >= 1), got {self.pos_weight_cap!r} for task {self.task!r}")
         if self.landmark_jitter < 0:
             raise ValueError(f"Experiment: landmark_jitter must be >= 0 px, got {self.landmark_jitter}")
         if (self.landmark_jitter or self.probe_landmarks is not None) and self.input != "composite":

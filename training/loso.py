@@ -85,7 +85,10 @@ def loss_function(exp: Experiment, train_targets: np.ndarray, num_outputs: int) 
         return nn.CrossEntropyLoss(weight=weight)
     positives = train_targets.sum(axis=0)
     negatives = len(train_targets) - positives
-    pos_weight = torch.tensor(negatives / np.maximum(positives, 1), dtype=torch.float32)
+    ratio = negatives / np.maximum(positives, 1)
+    if exp.pos_weight_cap is not None:
+        ratio = np.minimum(ratio, exp.pos_weight_cap)
+    pos_weight = torch.tensor(ratio, dtype=torch.float32)
     return nn.BCEWithLogitsLoss(pos_weight=pos_weight)
 
 

@@ -108,6 +108,7 @@ def test_loso_landmark_jitter_and_probe_from_the_cli(tmp_path, capsys):
     (["--set", "megc", "--ensemble", "2", "--int8-eval"], "not with --ensemble"),
     (["--set", "megc", "--ensemble", "0"], "ensemble must be >= 1"),
     (["--set", "samm-au", "--input", "whole", "--landmark-jitter", "2"], "input 'composite'"),
+    (["--set", "megc", "--pos-weight-cap", "10"], "pos_weight_cap bounds the AU loss"),
     (["--set", "megc", "--probe-landmarks", "1,2,3"], "expected 10 comma-separated numbers"),
     (["--set", "megc", "--probe-landmarks", "1,2,3,4,5,6,7,8,9,x"], "expected 10 comma-separated"),
 ])

@@ -103,6 +103,12 @@ def test_au_task_uses_logits_with_pos_weight():
     crit = loso.loss_function(Experiment(task="au", **TINY), targets, 2)
     assert isinstance(crit, torch.nn.BCEWithLogitsLoss)
     assert crit.pos_weight.tolist() == [1.0, 3.0]
+    capped = loso.loss_function(Experiment(task="au", pos_weight_cap=2, **TINY), targets, 2)
+    assert capped.pos_weight.tolist() == [1.0, 2.0]
+    with pytest.raises(ValueError, match="pos_weight_cap"):
+        Experiment(task="emotion", pos_weight_cap=2)
+    with pytest.raises(ValueError, match="pos_weight_cap"):
+        Experiment(task="au", pos_weight_cap=0.5)
 
 
 def test_bad_experiment_settings_are_named():
