@@ -80,6 +80,8 @@ def run_command(argv) -> int:
                         "model's 1 - p(none), the shipped spotter unless --spotter-model names one)")
     p.add_argument("--spot-threshold", type=float,
                    help="fixed detector threshold (default: the spotter model's for 'learned', else baseline + k MAD)")
+    p.add_argument("--detect-score", type=float, default=0.9,
+                   help="lowest MTCNN score that starts a face track (default 0.9)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-timeline", action="store_true", help="skip the PNG timeline")
     p.add_argument("--video", action="store_true", help="also write an annotated annotated.mp4")
@@ -94,7 +96,8 @@ def run_command(argv) -> int:
     fast = args.flow == "farneback-fast"
     crop = args.crop or (FAST_CROP if fast else 224)
     track_level = args.track_level if args.track_level is not None else (FAST_TRACK_LEVEL if fast else 0)
-    overrides = dict(flow=args.flow, reference=args.reference, threads=args.threads, crop_size=crop,
+    overrides = dict(flow=args.flow, reference=args.reference, threads=args.threads,
+                     detect_score=args.detect_score, crop_size=crop,
                      track_level=track_level)
     if args.au_model:
         overrides["au_model"] = args.au_model

@@ -48,6 +48,10 @@ class PipelineConfig:
     refresh_ms: float = 1000.0  # 'refresh': new reference after this long without an event
     fps: float = 200.0  # used when the caller gives no timestamps
     min_face: int = 40
+    # MTCNN's last stage passes candidates from 0.7; face-like texture gets there (0.73 on
+    # lettering in a no-face video), real faces score >= 0.95 (docs/runtime.md). A track starts
+    # only from a detection at this score or above.
+    detect_score: float = 0.9
     threads: int = 1
     spot_k: float = 9.0  # chosen on a synthetic development set (seed 11), see docs/synth.md
     spot_score: str = "motion_local"  # which score drives the interval detector ('learned': the spotter model's)
@@ -66,6 +70,8 @@ class PipelineConfig:
             raise ValueError(f"PipelineConfig: spot_score {self.spot_score!r} is neither a motion score nor 'learned'")
         if self.spot_score == "learned" and not self.spotter_model:
             raise ValueError("PipelineConfig: spot_score 'learned' needs a spotter_model")
+        if not 0.0 <= self.detect_score <= 1.0:
+            raise ValueError(f"PipelineConfig: detect_score must be within 0..1, got {self.detect_score!r}")
         if self.crop_size < 28:
             raise ValueError(f"PipelineConfig: crop_size must be >= 28, got {self.crop_size}")
         if self.track_level not in range(5):
@@ -157,7 +163,7 @@ class Pipeline:
         return False
 
     def _acquire(self, frame: np.ndarray) -> bool:
-        faces = self.detector.detect(frame)
+        faces = [f for f in self.detector.detect(frame) if f.score >= self.config.detect_score]
         if not faces:
             return False
         f = faces[0]  # the largest face

@@ -80,6 +80,24 @@ def test_frames_without_a_face_are_reported_not_dropped():
     assert not r.success and r.box is None and r.au == {}
 
 
+def test_a_weak_detection_does_not_start_a_track(monkeypatch):
+    # MTCNN scored lettering in a real no-face video 0.73; real faces score >= 0.95.
+    from microexp.edge.detect import Face
+    frame = np.random.default_rng(0).integers(0, 255, (240, 320, 3), np.uint8)
+    landmarks = np.array([[130, 100], [170, 100], [150, 120], [135, 140], [165, 140]], np.float64)
+    for score, tracked in ((0.73, False), (0.95, True)):
+        pipe = Pipeline(PipelineConfig(emotion_model=None, au_model=None))
+        monkeypatch.setattr(pipe.detector, "detect",
+                            lambda f, s=score: [Face(np.array([100.0, 70, 200, 170]), s, landmarks)])
+        r = pipe.process(frame)
+        assert r.success is tracked and (r.box is not None) is tracked
+    loose = Pipeline(PipelineConfig(emotion_model=None, au_model=None, detect_score=0.7))
+    monkeypatch.setattr(loose.detector, "detect", lambda f: [Face(np.array([100.0, 70, 200, 170]), 0.73, landmarks)])
+    assert loose.process(frame).success
+    with pytest.raises(ValueError, match="detect_score must be within 0..1"):
+        PipelineConfig(detect_score=1.5)
+
+
 def test_bad_inputs_are_named(tmp_path):
     pipe = Pipeline(PipelineConfig(emotion_model=None))
     with pytest.raises(TypeError, match="frame"):
