@@ -49,7 +49,7 @@ class PipelineConfig:
     fps: float = 200.0  # used when the caller gives no timestamps
     min_face: int = 40
     # MTCNN's last stage passes candidates from 0.7; face-like texture gets there (0.73 on
-    # lettering in a no-face video), real faces score >= 0.95 (docs/runtime.md). A track starts
+    # lettering in a no-face video), real faces score >= 0.94 (docs/runtime.md). A track starts
     # only from a detection at this score or above.
     detect_score: float = 0.9
     threads: int = 1

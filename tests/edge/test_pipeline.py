@@ -81,7 +81,7 @@ def test_frames_without_a_face_are_reported_not_dropped():
 
 
 def test_a_weak_detection_does_not_start_a_track(monkeypatch):
-    # MTCNN scored lettering in a real no-face video 0.73; real faces score >= 0.95.
+    # MTCNN scored lettering in a real no-face video 0.73; real faces score >= 0.94.
     from microexp.edge.detect import Face
     frame = np.random.default_rng(0).integers(0, 255, (240, 320, 3), np.uint8)
     landmarks = np.array([[130, 100], [170, 100], [150, 120], [135, 140], [165, 140]], np.float64)
