@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .experiment import Experiment, build_model
 from .datasets.megc import FALLBACK_LANDMARKS_28
+from .experiment import Experiment, build_model
 from .regions import compose_batch, flip_landmarks, flip_maps
 
 _SHARED: Dict[str, object] = {}  # the data, inherited by forked fold workers
