@@ -259,15 +259,18 @@ def run(args, argv=None):
         paths = write_report(summary, args.out)
     else:
         from .checkpoint import model_card, save_checkpoint
-        metrics = json.loads(Path(args.metrics).read_text()) if args.metrics else {}
-        if metrics and metrics.get("experiment", {}) != {**exp.to_dict(), "protocol": metrics.get("protocol")}:
-            print("warning: --metrics comes from a run with other settings than this fit", file=sys.stderr)
+        from .report import metrics_for_one_model
+        brief = {}
+        if args.metrics:
+            try:
+                brief = metrics_for_one_model(json.loads(Path(args.metrics).read_text()), exp)
+            except ValueError as err:
+                raise SystemExit(f"microexp train fit: --metrics {args.metrics}: {err}") from None
         thresholds = None
         if exp.task == "au" and exp.inner_thresholds:
             from .loso import inner_thresholds
             thresholds = inner_thresholds(exp, maps, targets, subjects)
         model = train_model(exp, maps, targets, landmarks=landmarks)
-        brief = {k: metrics[k] for k in ("protocol", "full", "per_dataset", "au", "command") if k in metrics}
         path = save_checkpoint(args.out, model, exp, dataset=args.set, labels=labels, metrics=brief,
                                provenance=provenance, thresholds=thresholds)
         card = Path(args.out).with_suffix(".md")

@@ -74,6 +74,32 @@ def ablations(exp: Experiment, folds: List[dict], datasets, au_names) -> Dict[st
     return out
 
 
+# Settings that change how a LOSO run combines or probes its models, not the model one trains.
+_RUN_ONLY = ("ensemble", "tta_flip", "probe_landmarks", "seed")
+
+
+def metrics_for_one_model(summary: Dict[str, object], exp: Experiment) -> Dict[str, object]:
+    """What a LOSO summary measured for one model trained like `exp`: the summary's own result
+    when the run was one model with the same settings, else (an ensemble run) the ablation of
+    the member with exp's seed. Raises ValueError when the run trained other models."""
+    # Through Experiment, so that a run saved before a setting existed reads as its default.
+    run = Experiment.from_dict(summary["experiment"]).to_dict() if "experiment" in summary else {}
+    mine = exp.to_dict()
+    if {k: v for k, v in run.items() if k not in _RUN_ONLY} != \
+            {k: v for k, v in {**mine, "protocol": summary.get("protocol")}.items() if k not in _RUN_ONLY}:
+        raise ValueError("the LOSO run trained models with other settings than this one")
+    keys = ("protocol", "full", "per_dataset", "au", "command")
+    if run.get("ensemble", 1) == 1 and not run.get("tta_flip") and run.get("seed") == mine["seed"]:
+        return {k: summary[k] for k in keys if k in summary}
+    member = next((m for m in summary.get("ablations", {}).get("members", []) if m["seed"] == mine["seed"]), None)
+    if member is None:
+        raise ValueError(f"the LOSO run has no model with seed {mine['seed']} to report")
+    return {"protocol": summary.get("protocol"), **member,
+            "measured_as": f"member seed {mine['seed']} alone, from the ablations of a "
+                           f"{run.get('ensemble', 1)}-model run",
+            **({"command": summary["command"]} if "command" in summary else {})}
+
+
 def _summarise(exp: Experiment, folds: List[dict], datasets: Optional[Sequence[str]] = None,
                au_names: Optional[Sequence[str]] = None) -> Dict[str, object]:
     order, true, pred = pooled(folds)

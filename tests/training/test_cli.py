@@ -20,14 +20,35 @@ def test_train_loso_and_fit_on_a_composite_fixture(tmp_path, capsys):
     assert set(summary["per_dataset"]) == {"samm", "casme2", "smic"}
     assert (out / "summary.md").is_file() and (out / "summary.png").is_file()
     ckpt = tmp_path / "model.pt"
-    assert main(["train", "fit", "--set", "megc", "--data", str(data), "--out", str(ckpt),
-                 "--preset", "cnn", "--epochs", "1", "--metrics", str(out / "summary.json")]) == 0
+    fit = ["train", "fit", "--set", "megc", "--data", str(data), "--out", str(ckpt), "--preset", "cnn",
+           "--metrics", str(out / "summary.json")]
+    with pytest.raises(SystemExit, match="other settings than this one"):  # a card never quotes another model's run
+        main(fit + ["--epochs", "1"])
+    assert main(fit + ["--epochs", "2"]) == 0
     card = ckpt.with_suffix(".md").read_text()
     assert "negative, positive, surprise" in card and "uvs28-regions" in card
+    assert f"'uf1': {summary['full']['uf1']}" in card
 
     from microexp.training.checkpoint import load_checkpoint
     model, exp, meta = load_checkpoint(ckpt)
     assert meta["labels"] == ["negative", "positive", "surprise"] and meta["output_kind"] == "logits"
+
+
+def test_fit_card_quotes_its_own_seed_from_an_ensemble_run(tmp_path, capsys):
+    data = make_megc(tmp_path / "megc")
+    out = tmp_path / "run"
+    assert main(["train", "loso", "--set", "megc", "--data", str(data), "--out", str(out), "--preset", "cnn",
+                 "--epochs", "1", "--workers", "1", "--ensemble", "2", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    member = summary["ablations"]["members"][1]
+    ckpt = tmp_path / "model.pt"
+    assert main(["train", "fit", "--set", "megc", "--data", str(data), "--out", str(ckpt), "--preset", "cnn",
+                 "--epochs", "1", "--seed", "1", "--metrics", str(out / "summary.json")]) == 0
+    card = ckpt.with_suffix(".md").read_text()
+    assert f"'uf1': {member['full']['uf1']}" in card and "member seed 1 alone" in card
+    with pytest.raises(SystemExit, match="no model with seed 5"):
+        main(["train", "fit", "--set", "megc", "--data", str(data), "--out", str(ckpt), "--preset", "cnn",
+              "--epochs", "1", "--seed", "5", "--metrics", str(out / "summary.json")])
 
 
 def test_train_split_on_an_au_fixture(tmp_path, capsys):

@@ -290,3 +290,18 @@ def test_jitter_and_probe_settings_that_cannot_hold_are_refused():
         Experiment(probe_landmarks=[[1, 2], [1], [1, 2], [1, 2], [1, 2]])
     with pytest.raises(ValueError, match="honest protocol only"):
         Experiment(probe_landmarks=[[10, 10]] * 5, protocol="oracle-epoch")
+
+
+def test_metrics_for_one_model_reads_old_runs_and_refuses_other_models():
+    from microexp.training.report import metrics_for_one_model
+    maps, labels, subjects = _separable()
+    exp = Experiment(epochs=1, **TINY)
+    summary = summarise(exp, loso.run_loso(exp, maps, labels, subjects, progress=False))
+    old = json.loads(json.dumps(summary))
+    for key in ("landmark_jitter", "probe_landmarks", "pos_weight_cap", "ensemble"):
+        del old["experiment"][key]  # written before these settings existed
+    assert metrics_for_one_model(old, exp)["full"] == summary["full"]
+    with pytest.raises(ValueError, match="other settings"):
+        metrics_for_one_model(summary, dataclasses.replace(exp, lr=1e-2))
+    with pytest.raises(ValueError, match="no model with seed 3"):
+        metrics_for_one_model(summary, dataclasses.replace(exp, seed=3))
