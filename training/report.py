@@ -94,10 +94,13 @@ def metrics_for_one_model(summary: Dict[str, object], exp: Experiment) -> Dict[s
     member = next((m for m in summary.get("ablations", {}).get("members", []) if m["seed"] == mine["seed"]), None)
     if member is None:
         raise ValueError(f"the LOSO run has no model with seed {mine['seed']} to report")
-    return {"protocol": summary.get("protocol"), **member,
-            "measured_as": f"member seed {mine['seed']} alone, from the ablations of a "
-                           f"{run.get('ensemble', 1)}-model run",
-            **({"command": summary["command"]} if "command" in summary else {})}
+    out = {"protocol": summary.get("protocol"), **member,
+           "measured_as": f"member seed {mine['seed']} alone, from the ablations of a "
+                          f"{run.get('ensemble', 1)}-model run"}
+    probed = [m for m in summary["ablations"].get("members_at_probe_landmarks", []) if m["seed"] == mine["seed"]]
+    if probed:
+        out["at_probe_landmarks"] = {"points": run["probe_landmarks"], "full": probed[0]["full"]}
+    return {**out, **({"command": summary["command"]} if "command" in summary else {})}
 
 
 def _summarise(exp: Experiment, folds: List[dict], datasets: Optional[Sequence[str]] = None,

@@ -38,7 +38,8 @@ def test_fit_card_quotes_its_own_seed_from_an_ensemble_run(tmp_path, capsys):
     data = make_megc(tmp_path / "megc")
     out = tmp_path / "run"
     assert main(["train", "loso", "--set", "megc", "--data", str(data), "--out", str(out), "--preset", "cnn",
-                 "--epochs", "1", "--workers", "1", "--ensemble", "2", "--json"]) == 0
+                 "--epochs", "1", "--workers", "1", "--ensemble", "2", "--json",
+                 "--probe-landmarks", "8,10,21,10,15,17,7,19,20,20"]) == 0
     summary = json.loads(capsys.readouterr().out)
     member = summary["ablations"]["members"][1]
     ckpt = tmp_path / "model.pt"
@@ -46,6 +47,8 @@ def test_fit_card_quotes_its_own_seed_from_an_ensemble_run(tmp_path, capsys):
                  "--epochs", "1", "--seed", "1", "--metrics", str(out / "summary.json")]) == 0
     card = ckpt.with_suffix(".md").read_text()
     assert f"'uf1': {member['full']['uf1']}" in card and "member seed 1 alone" in card
+    probed = summary["ablations"]["members_at_probe_landmarks"][1]["full"]
+    assert f"at_probe_landmarks: {{'points': [[8.0, 10.0]" in card and f"'uf1': {probed['uf1']}" in card
     with pytest.raises(SystemExit, match="no model with seed 5"):
         main(["train", "fit", "--set", "megc", "--data", str(data), "--out", str(ckpt), "--preset", "cnn",
               "--epochs", "1", "--seed", "5", "--metrics", str(out / "summary.json")])
