@@ -59,13 +59,13 @@ def ablations(exp: Experiment, folds: List[dict], datasets, au_names) -> Dict[st
     out: Dict[str, object] = {"members": [dict(seed=seed, **score(plain, lambda f, k=k: [f["members"][k]]))
                                           for k, seed in enumerate(seeds)]}
     if "probs_probe" in folds[0]["members"][0]:
-        def at_probe(f, picked):
-            return [dict(m, probs=m["probs_probe"]) for m in picked(f)]
+        def at_probe(members):
+            return [dict(m, probs=m["probs_probe"]) for m in members]
         out["members_at_probe_landmarks"] = [
-            dict(seed=seed, **score(plain, lambda f, k=k: at_probe(f, lambda g: [g["members"][k]])))
+            dict(seed=seed, **score(plain, lambda f, k=k: at_probe([f["members"][k]])))
             for k, seed in enumerate(seeds)]
         if len(seeds) > 1:
-            out["ensemble_at_probe_landmarks"] = score(plain, lambda f: at_probe(f, lambda g: g["members"]))
+            out["ensemble_at_probe_landmarks"] = score(plain, lambda f: at_probe(f["members"]))
     if exp.tta_flip:
         out["members_flip_averaged"] = [dict(seed=seed, **score(exp, lambda f, k=k: [f["members"][k]]))
                                         for k, seed in enumerate(seeds)]
