@@ -23,6 +23,11 @@ PRESETS = {
     "official": dict(model="htnet", model_args=dict(dim=256, heads=3, num_hierarchies=3, block_repeats=(2, 2, 10))),
     # The plain CNN the issue quotes as the scale reference.
     "cnn": dict(model="cnn", model_args=dict(width=32)),
+    # L2 logistic regression on 4x4-pooled maps, C chosen by LOSO inside the training subjects.
+    "linear": dict(model="linear", model_args=dict(pool=4, features="raw", c_grid=[0.001, 0.01, 0.1, 1.0])),
+    # The same on HSV-encoded maps decoded to the colour wheel's chroma plane (models/linear.py).
+    "linear-chroma": dict(model="linear", model_args=dict(pool=4, features="chroma",
+                                                          c_grid=[0.001, 0.01, 0.1, 1.0])),
 }
 
 
@@ -250,7 +255,7 @@ def run(args, argv=None):
             raise SystemExit(f"microexp train split: no samples for subject(s) {sorted(unknown)}")
         test = np.isin(subjects, list(test_set))
         lm_train, lm_test = (None, None) if landmarks is None else (landmarks[~test], landmarks[test])
-        model = train_model(exp, maps[~test], targets[~test], landmarks=lm_train)
+        model = train_model(exp, maps[~test], targets[~test], landmarks=lm_train, subjects=subjects[~test])
         pred = predict(exp, model, prepare_inputs(exp, maps[test], landmarks=lm_test))
         fold = {"subject": ",".join(sorted(test_set)), "indices": np.flatnonzero(test).tolist(),
                 "pred": pred.tolist(), "true": targets[test].tolist(), "epoch": exp.epochs}
@@ -270,7 +275,7 @@ def run(args, argv=None):
         if exp.task == "au" and exp.inner_thresholds:
             from .loso import inner_thresholds
             thresholds = inner_thresholds(exp, maps, targets, subjects)
-        model = train_model(exp, maps, targets, landmarks=landmarks)
+        model = train_model(exp, maps, targets, landmarks=landmarks, subjects=subjects)
         path = save_checkpoint(args.out, model, exp, dataset=args.set, labels=labels, metrics=brief,
                                provenance=provenance, thresholds=thresholds)
         card = Path(args.out).with_suffix(".md")

@@ -13,16 +13,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from .models import HTNet
+from .models import HTNet, PooledLinear
 
 TASKS = ("emotion", "au")
+MODELS = ("htnet", "cnn", "linear")
 PROTOCOLS = ("honest", "oracle-epoch")
 
 
 @dataclass
 class Experiment:
     task: str = "emotion"  # 'emotion': 3-class cross-entropy; 'au': multi-label BCE
-    model: str = "htnet"  # 'htnet' | 'cnn'
+    model: str = "htnet"  # 'htnet' | 'cnn' | 'linear' (pooled maps, Newton fit; linear_fit.py)
     model_args: Dict[str, Any] = field(default_factory=lambda: dict(
         dim=64, heads=4, num_hierarchies=2, block_repeats=(2, 2)))
     input: str = "composite"  # 'composite' (HTNet's four regions) | 'whole'
@@ -66,8 +67,10 @@ class Experiment:
             raise ValueError(f"Experiment: protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
         if self.input not in ("composite", "whole"):
             raise ValueError(f"Experiment: input must be 'composite' or 'whole', got {self.input!r}")
-        if self.model not in ("htnet", "cnn"):
-            raise ValueError(f"Experiment: model must be 'htnet' or 'cnn', got {self.model!r}")
+        if self.model not in MODELS:
+            raise ValueError(f"Experiment: model must be one of {MODELS}, got {self.model!r}")
+        if self.model == "linear":
+            self._check_linear()
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("Experiment: epochs and batch_size must be >= 1 and lr > 0")
         if self.landmarks not in ("fallback", "mtcnn"):
@@ -103,6 +106,20 @@ class Experiment:
             raise ValueError("Experiment: tta_flip needs u/v/strain maps (task 'emotion'); HSV-encoded "
                              "AU maps do not mirror by a channel operation")
 
+    def _check_linear(self):
+        """The linear model is fitted once to convergence with its penalty chosen inside the
+        training subjects: settings that act on epochs or random draws do not apply to it."""
+        if self.model_args.get("features") == "chroma" and self.task != "au":
+            raise ValueError("Experiment: features 'chroma' decode HSV-encoded maps (task 'au')")
+        unsupported = {"protocol 'oracle-epoch' (it has no epochs)": self.protocol != "honest",
+                       "ensemble > 1 (its fit is deterministic)": self.ensemble > 1,
+                       "landmark_jitter": self.landmark_jitter > 0,
+                       "inner_thresholds": self.inner_thresholds,
+                       "pos_weight_cap (its AU classes are balanced)": self.pos_weight_cap is not None}
+        named = [k for k, v in unsupported.items() if v]
+        if named:
+            raise ValueError(f"Experiment: the linear model does not take {', '.join(named)}")
+
     def to_dict(self) -> Dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
@@ -119,6 +136,8 @@ class Experiment:
 def build_model(exp: Experiment, num_outputs: int) -> nn.Module:
     if exp.model == "htnet":
         return HTNet(num_classes=num_outputs, **exp.model_args)
+    if exp.model == "linear":
+        return PooledLinear(num_outputs, **exp.model_args)
     return SmallCnn(num_outputs, **exp.model_args)
 
 

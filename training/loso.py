@@ -144,8 +144,12 @@ def num_outputs_for(exp: Experiment, targets: np.ndarray) -> int:
 def train_model(exp: Experiment, maps: np.ndarray, targets: np.ndarray, *,
                 landmarks: Optional[np.ndarray] = None, epoch_callback: Optional[Callable[[int, nn.Module], None]] = None,
                 state: Optional[dict] = None, checkpoint: Optional[Callable[[dict], None]] = None,
-                checkpoint_every: int = 0) -> nn.Module:
-    """Train one model on (maps, targets) for exp.epochs epochs; resumes from `state`."""
+                checkpoint_every: int = 0, subjects: Optional[np.ndarray] = None) -> nn.Module:
+    """Train one model on (maps, targets) for exp.epochs epochs; resumes from `state`. The
+    linear model is fitted instead (linear_fit.py), its penalty chosen among `subjects`."""
+    if exp.model == "linear":
+        from .linear_fit import fit_linear
+        return fit_linear(exp, maps, targets, subjects, landmarks=landmarks).to(default_device())
     torch.manual_seed(exp.seed)
     rng = np.random.default_rng(exp.seed)
     device = default_device()
@@ -250,7 +254,7 @@ def run_fold(exp: Experiment, subject: str, out_dir: Optional[Path], checkpoint_
 
         model = train_model(member_exp, maps[train], targets[train], landmarks=lm_train,
                             epoch_callback=on_epoch, state=state, checkpoint=checkpoint,
-                            checkpoint_every=checkpoint_every)
+                            checkpoint_every=checkpoint_every, subjects=subjects[train])
         member = {"seed": member_exp.seed, "probs": probabilities(exp, model, maps[test], lm_test).tolist()}
         if exp.tta_flip:
             member["probs_flipped"] = probabilities(
@@ -274,6 +278,8 @@ def run_fold(exp: Experiment, subject: str, out_dir: Optional[Path], checkpoint_
               "epoch": best["epoch"] if exp.protocol == "oracle-epoch" else exp.epochs,
               "thresholds": None if thresholds is None else thresholds.tolist(),
               "probs": None if probs is None else probs.tolist()}
+    if hasattr(model, "inverse_penalty"):
+        result["inverse_penalty"] = model.inverse_penalty  # the linear model's C, chosen in the fold
     if exp.ensemble > 1 or exp.tta_flip or exp.probe_landmarks is not None:
         result["members"] = members  # for the ablations in the summary (report.py)
     if out_dir is not None:

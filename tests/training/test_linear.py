@@ -1,0 +1,197 @@
+"""The pooled linear model: its fit is the penalised optimum, its penalty is chosen inside the
+training subjects, and it travels through LOSO, checkpoints and ONNX like the deep models."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from microexp.training import linear_fit, loso
+from microexp.training.experiment import Experiment
+from microexp.training.models.linear import PooledLinear, colour_wheel
+
+LINEAR = dict(model="linear", input="whole",
+              model_args=dict(pool=4, features="raw", c_grid=[0.01, 0.1, 1.0]))
+
+
+def _objective_gradient(features, y, task, inverse_penalty, w, b):
+    """The objective's gradient at (w, b), by autograd on its own written-out form."""
+    x = torch.tensor(features, dtype=torch.float64)
+    wt = torch.tensor(w, requires_grad=True)
+    bt = torch.tensor(b, requires_grad=True)
+    weights = torch.tensor(linear_fit.balanced_weights(task, y, 3))
+    z = x @ wt.T + bt
+    if task == "emotion":
+        data = (weights * torch.nn.functional.cross_entropy(z, torch.tensor(y), reduction="none")).sum()
+    else:
+        data = (weights * torch.nn.functional.binary_cross_entropy_with_logits(
+            z, torch.tensor(y, dtype=torch.float64), reduction="none")).sum()
+    penalty = torch.tensor(np.broadcast_to(np.asarray(inverse_penalty, np.float64), (len(w),)).copy())
+    (data + 0.5 * ((wt ** 2).sum(1) / penalty).sum()).backward()
+    return wt.grad.numpy(), bt.grad.numpy()
+
+
+@pytest.mark.parametrize("task", ["emotion", "au"])
+def test_the_fit_is_the_penalised_optimum(task):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(90, 12))
+    if task == "emotion":
+        y = rng.integers(0, 3, 90)
+        x[:, 0] += y
+        c = 0.3
+    else:
+        y = np.stack([(x[:, 0] + rng.normal(size=90) > 1).astype(np.int64),
+                      (x[:, 1] - x[:, 2] > 0).astype(np.int64)], 1)
+        c = np.array([0.05, 2.0])  # each AU its own penalty
+    w, b = linear_fit.solve(x, y, task, c, 3)
+    gw, gb = _objective_gradient(x, y, task, c, w, b)
+    assert np.abs(gw).max() < 1e-6 and np.abs(gb).max() < 1e-6
+    assert np.abs(w).max() > 0.1  # and not the trivial point
+
+
+def test_an_au_constant_in_training_never_or_always_fires():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 5))
+    y = np.stack([np.zeros(40, np.int64), np.ones(40, np.int64), (x[:, 0] > 0).astype(np.int64)], 1)
+    w, b = linear_fit.solve(x, y, "au", 1.0, 2)
+    assert np.all(w[:2] == 0) and b[0] < -10 and b[1] > 10
+    assert w[2, 0] > 0.5
+
+
+def test_balanced_weights_give_each_class_the_same_total():
+    y = np.array([0, 0, 0, 0, 1, 2])
+    w = linear_fit.balanced_weights("emotion", y, 3)
+    assert [w[y == c].sum() for c in range(3)] == pytest.approx([2.0, 2.0, 2.0])
+    au = np.array([[1, 0], [0, 0], [0, 0], [0, 0]])
+    wa = linear_fit.balanced_weights("au", au, 2)
+    assert wa[:, 0].tolist() == pytest.approx([2.0, 2 / 3, 2 / 3, 2 / 3])
+    assert np.all(wa[:, 1] == 0)  # an AU without positives carries no weight
+
+
+def test_the_penalty_is_chosen_on_held_out_subjects_with_ties_going_to_the_stronger_one():
+    rng = np.random.default_rng(0)
+    subjects = np.repeat(np.array(list("abcdef")), 10)
+    y = np.arange(60) % 2
+    x = (np.where(y == 1, 3.0, -3.0) + rng.normal(0, 0.3, 60))[:, None]
+    # Cleanly separated: every C in the grid predicts every held-out subject right, so the
+    # smallest C wins the tie.
+    chosen = linear_fit.choose_inverse_penalty(x, y, subjects, "emotion", [1.0, 0.1, 10.0], 2)
+    assert chosen.tolist() == [0.1, 0.1]
+
+
+def test_choosing_the_penalty_calls_no_fit_that_sees_the_held_out_subject(monkeypatch):
+    rng = np.random.default_rng(0)
+    subjects = np.repeat(np.array(list("abcd")), 8)
+    x = rng.normal(size=(64, 4))  # 32 originals, then their mirrored copies
+    y = np.concatenate([rng.integers(0, 2, (32, 2))] * 2)
+    groups = np.concatenate([subjects, subjects])
+    calls = []
+    original = linear_fit.fit_predict_scores
+
+    def spy(train_x, train_y, test_x, *args):
+        rows_train = [int(np.flatnonzero((x == r).all(1))[0]) for r in train_x]
+        rows_test = [int(np.flatnonzero((x == r).all(1))[0]) for r in test_x]
+        calls.append((set(groups[rows_train]), set(groups[rows_test])))
+        return original(train_x, train_y, test_x, *args)
+
+    monkeypatch.setattr(linear_fit, "fit_predict_scores", spy)
+    linear_fit.choose_inverse_penalty(x, y, subjects, "au", [0.1, 1.0], 2, groups=groups)
+    assert len(calls) == 2 * 4
+    for train_subjects, test_subjects in calls:
+        assert len(test_subjects) == 1 and not (train_subjects & test_subjects)
+
+
+def test_colour_wheel_recovers_the_flow_direction_of_hsv_colours():
+    angles = np.arange(0, 360, 5.0)
+    hsv = np.zeros((1, len(angles), 3), np.uint8)
+    hsv[0, :, 0] = (angles / 2).astype(np.uint8)
+    hsv[0, :, 1] = 255
+    hsv[0, :, 2] = 200
+    bgr = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR).astype(np.float32)
+    decoded = colour_wheel(torch.from_numpy(bgr.transpose(2, 0, 1)[None].copy()))[0, :, 0].numpy()
+    direction = np.degrees(np.arctan2(decoded[1], decoded[0])) % 360
+    error = (direction - angles + 180) % 360 - 180
+    assert np.abs(error).max() < 2.5  # hexagon vs circle, plus uint8 rounding
+    length = np.hypot(decoded[0], decoded[1])
+    assert length.min() > 0.85 * 200 and length.max() <= 200 + 1
+    assert np.all(decoded[2] == 200)
+
+
+def _au_maps(n_subjects=6, per_subject=10, seed=0):
+    """HSV-like maps whose AU is marked by a colour patch in one region, and noise."""
+    rng = np.random.default_rng(seed)
+    maps, labels, subjects = [], [], []
+    for s in range(n_subjects):
+        for k in range(per_subject):
+            on = [int(rng.random() < 0.4), int(rng.random() < 0.4)]
+            m = rng.uniform(0, 60, (3, 28, 28)).astype(np.float32)
+            if on[0]:
+                m[2, 0:12, :] += 150  # red: motion to the right, upper face
+            if on[1]:
+                m[1, 16:28, :] += 150  # green: lower face
+            maps.append(m), labels.append(on), subjects.append(f"s{s}")
+    return np.stack(maps), np.array(labels), np.array(subjects)
+
+
+def test_linear_loso_learns_planted_aus_and_reports_its_penalties(tmp_path):
+    maps, labels, subjects = _au_maps()
+    exp = Experiment(task="au", **dict(LINEAR, model_args=dict(LINEAR["model_args"], features="chroma")))
+    folds = loso.run_loso(exp, maps, labels, subjects, out_dir=tmp_path, progress=False)
+    pred = np.concatenate([f["pred"] for f in folds])
+    true = np.concatenate([f["true"] for f in folds])
+    assert np.mean(pred == true) > 0.95
+    assert all(len(f["inverse_penalty"]) == 2 for f in folds)
+    assert json.loads((tmp_path / "folds" / "s0.json").read_text())["inverse_penalty"] == folds[0]["inverse_penalty"]
+
+
+def test_mirrored_copies_join_the_emotion_fit():
+    rng = np.random.default_rng(0)
+    maps = rng.uniform(0, 255, (24, 3, 28, 28)).astype(np.float32)
+    labels = np.arange(24) % 3
+    subjects = np.repeat(np.array(list("abcd")), 6)
+    exp = Experiment(task="emotion", flip=True, **LINEAR)
+    model = linear_fit.fit_linear(exp, maps, labels, subjects)
+    plain = linear_fit.fit_linear(Experiment(task="emotion", **LINEAR), maps, labels, subjects)
+    assert not torch.equal(model.linear.weight, plain.linear.weight)
+    with pytest.raises(ValueError, match="one subject per map"):
+        linear_fit.fit_linear(exp, maps, labels, None)
+
+
+def test_linear_checkpoint_exports_to_onnx_with_parity(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from microexp.export.onnx_export import export_onnx
+    from microexp.training.checkpoint import load_checkpoint, save_checkpoint
+    maps, labels, subjects = _au_maps(n_subjects=4)
+    exp = Experiment(task="au", **dict(LINEAR, model_args=dict(LINEAR["model_args"], features="chroma")))
+    model = loso.train_model(exp, maps, labels, subjects=subjects)
+    ckpt = save_checkpoint(tmp_path / "lin.pt", model, exp, dataset="samm-au", labels=["AU04", "AU12"],
+                           metrics={}, provenance="test fixture")
+    again, _, _ = load_checkpoint(ckpt)
+    x = loso.prepare_inputs(exp, maps[:5])
+    assert torch.equal(again(x), model(x))  # the standardisation travels with the weights
+    report = export_onnx(ckpt, tmp_path / "lin.onnx")
+    assert report.parity_ok and report.metadata["input_encoding"] == "hsv28"
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(task="emotion", model_args=dict(features="chroma")), "decode HSV-encoded maps"),
+    (dict(task="au", protocol="oracle-epoch"), "oracle-epoch"),
+    (dict(task="au", ensemble=3), "ensemble > 1"),
+    (dict(task="au", pos_weight_cap=5.0), "pos_weight_cap"),
+    (dict(task="emotion", input="composite", landmark_jitter=2), "landmark_jitter"),
+])
+def test_linear_settings_that_cannot_hold_are_named(settings, message):
+    kw = dict(LINEAR, **settings)
+    with pytest.raises(ValueError, match=message):
+        Experiment(**kw)
+
+
+def test_pooled_linear_arguments_are_checked():
+    with pytest.raises(ValueError, match="pool must divide 28"):
+        PooledLinear(3, pool=5)
+    with pytest.raises(ValueError, match="features must be one of"):
+        PooledLinear(3, features="hue")
+    with pytest.raises(ValueError, match="c_grid"):
+        PooledLinear(3, c_grid=[0.1, 0.0])

@@ -1,0 +1,212 @@
+"""Fitting the pooled linear model (models/linear.py): class-balanced logistic regression with
+an L2 penalty, solved by Newton's method in float64 (deterministic, no epochs), its inverse
+penalty C chosen by leave-one-subject-out among the training subjects only.
+
+Objective per output, as scikit-learn writes it: sum_i w_i * loss_i + ||W||^2 / (2 C), the
+intercept unpenalised; w_i = n / (classes * n_class(i)) ("balanced"). Emotion: one softmax over
+the 3 classes, one C. AUs: an independent sigmoid per AU, each AU with its own C. An AU that
+is all negative (or all positive) in the training data never (always) fires.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+import torch
+
+from .experiment import Experiment
+from .metrics import binary_f1, uf1_uar
+from .models.linear import PooledLinear
+from .regions import flip_landmarks, flip_maps
+
+_SURE = 12.0  # logit of an AU that was constant in training: sigmoid(12) = 0.999994
+
+
+def balanced_weights(task: str, y: np.ndarray, classes: int) -> np.ndarray:
+    """Sample weights (N,) for emotion, (N, A) for AUs; 0 for an AU column with one class."""
+    n = len(y)
+    if task == "emotion":
+        counts = np.bincount(y, minlength=classes).astype(np.float64)
+        present = int((counts > 0).sum())
+        return n / (present * counts[y])
+    positives = y.sum(0).astype(np.float64)
+    negatives = n - positives
+    varied = (positives > 0) & (negatives > 0)
+    w = np.where(y > 0, n / (2 * np.maximum(positives, 1)), n / (2 * np.maximum(negatives, 1)))
+    return w * varied
+
+
+def solve(features: np.ndarray, y: np.ndarray, task: str, inverse_penalty,
+          classes: int) -> Tuple[np.ndarray, np.ndarray]:
+    """(W (K, F), b (K,)) minimising the objective above on standardised features, by damped
+    Newton steps (convex and small: F + 1 unknowns per output). Torch float64, so the fold
+    workers' thread setting (torch.set_num_threads) holds for the linear algebra too."""
+    x = torch.from_numpy(np.hstack([np.asarray(features, np.float64), np.ones((len(features), 1))]))
+    k = classes if task == "emotion" else y.shape[1]
+    ridge = torch.empty(k, x.shape[1], dtype=torch.float64)
+    ridge[:, :-1] = torch.from_numpy(
+        1.0 / np.broadcast_to(np.asarray(inverse_penalty, np.float64), (k,)).copy())[:, None]
+    ridge[:, -1] = 1e-10  # the intercept is unpenalised; this only keeps the Hessian invertible
+    weights = torch.from_numpy(balanced_weights(task, y, classes))
+    if task == "emotion":
+        theta = _newton_softmax(x, torch.eye(classes, dtype=torch.float64)[torch.from_numpy(y)], weights, ridge)
+    else:
+        theta = _newton_binary(x, torch.from_numpy(y.astype(np.float64)), weights, ridge)
+    theta = theta.numpy()
+    w_out, b_out = theta[:, :-1].copy(), theta[:, -1].copy()
+    if task == "au":
+        positives, n = y.sum(0), len(y)
+        for j in np.flatnonzero((positives == 0) | (positives == n)):
+            w_out[j] = 0.0
+            b_out[j] = _SURE if positives[j] == n else -_SURE
+    return w_out, b_out
+
+
+_NEWTON_STEPS, _TOLERANCE = 100, 1e-9
+
+
+def _newton_binary(x, y, weights, ridge):
+    """Independent penalised logistic regressions, one per column of y, solved together."""
+    theta = torch.zeros_like(ridge)
+
+    def losses(t):
+        z = x @ t.T  # (N, K)
+        return (weights * (torch.nn.functional.softplus(z) - y * z)).sum(0) + 0.5 * (ridge * t ** 2).sum(1)
+
+    current = losses(theta)
+    for _ in range(_NEWTON_STEPS):
+        p = torch.sigmoid(x @ theta.T)
+        grad = (weights * (p - y)).T @ x + ridge * theta  # (K, F+1)
+        curvature = weights * p * (1 - p)  # (N, K)
+        hessian = torch.einsum("nk,nf->kfn", curvature, x) @ x + torch.diag_embed(ridge)
+        step = torch.linalg.solve(hessian, grad)
+        theta, current, moved = _damped(theta, step, current, losses)
+        if moved < _TOLERANCE:
+            break
+    return theta
+
+
+def _newton_softmax(x, onehot, weights, ridge):
+    """One penalised multinomial logistic regression (K classes). The intercepts are kept
+    centred: adding a constant to all of them changes no probability."""
+    k, f = ridge.shape
+    theta = torch.zeros_like(ridge)
+
+    def loss(t):
+        z = x @ t[0].T
+        return ((weights * (torch.logsumexp(z, 1) - (onehot * z).sum(1))).sum()
+                + 0.5 * (ridge * t[0] ** 2).sum()).reshape(1)
+
+    current = loss(theta[None])
+    for _ in range(_NEWTON_STEPS):
+        p = torch.softmax(x @ theta.T, 1)
+        grad = (weights[:, None] * (p - onehot)).T @ x + ridge * theta
+        hessian = torch.zeros(k, f, k, f, dtype=torch.float64)
+        for a in range(k):
+            for b in range(k):
+                c = weights * p[:, a] * (float(a == b) - p[:, b])
+                hessian[a, :, b, :] = (x * c[:, None]).T @ x
+            hessian[a, :, a, :] += torch.diag(ridge[a])
+        step = torch.linalg.solve(hessian.reshape(k * f, k * f), grad.reshape(-1)).reshape(k, f)
+        step[:, -1] -= step[:, -1].mean()
+        theta, current, moved = _damped(theta[None], step[None], current, loss)
+        theta = theta[0]
+        if moved < _TOLERANCE:
+            break
+    return theta
+
+
+def _damped(theta, step, current, losses):
+    """theta - t * step with t halved (per output row) until the loss does not increase;
+    returns the new parameters, their losses and the largest parameter change."""
+    t = torch.ones(len(theta), dtype=torch.float64)
+    shape = (-1,) + (1,) * (theta.dim() - 1)
+    for _ in range(40):
+        trial = theta - t.reshape(shape) * step
+        new = losses(trial)
+        worse = new > current + 1e-12 * current.abs()
+        if not worse.any():
+            break
+        t[worse] /= 2
+    else:
+        trial = torch.where(worse.reshape(shape), theta, trial)
+        new = torch.where(worse, current, new)
+    return trial, new, float((trial - theta).abs().max())
+
+
+def standardise(features: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Mean and spread of the training features (a constant feature keeps spread 1)."""
+    mean = features.mean(0)
+    spread = features.std(0)
+    return mean, np.where(spread > 1e-8, spread, 1.0)
+
+
+def fit_predict_scores(train_x, train_y, test_x, task, inverse_penalty, classes) -> np.ndarray:
+    """Decision scores of test_x (logits) from a fit on the training features."""
+    mean, spread = standardise(train_x)
+    w, b = solve((train_x - mean) / spread, train_y, task, inverse_penalty, classes)
+    return ((test_x - mean) / spread) @ w.T + b
+
+
+def choose_inverse_penalty(features: np.ndarray, y: np.ndarray, subjects: np.ndarray, task: str,
+                           grid, classes: int, threshold: float = 0.5,
+                           groups: Optional[np.ndarray] = None) -> np.ndarray:
+    """C per output (AUs) or one C (emotion, repeated per class) with the best pooled score
+    over a leave-one-subject-out of these subjects: F1 of each AU at `threshold`, or UF1.
+    Ties go to the smaller C (the stronger penalty). `groups` maps every row to its subject
+    when mirrored copies follow the original rows; a held-out subject's copies are held out too."""
+    groups = subjects if groups is None else groups
+    names = sorted(set(subjects.tolist()))
+    grid = sorted(float(c) for c in grid)
+    n = len(subjects)  # the original rows come first; mirrored copies follow
+    scores = []
+    for c in grid:
+        decided = np.zeros((n,) + (() if task == "emotion" else (y.shape[1],)), np.int64)
+        for s in names:
+            test = np.flatnonzero(subjects == s)
+            train = np.flatnonzero(groups != s)
+            logits = fit_predict_scores(features[train], y[train], features[test], task, c, classes)
+            decided[test] = logits.argmax(1) if task == "emotion" else (logits >= _logit(threshold))
+        truth = y[:n]
+        if task == "emotion":
+            scores.append([uf1_uar(truth, decided, classes)["uf1"]] * classes)
+        else:
+            scores.append([binary_f1(truth[:, j], decided[:, j]) for j in range(y.shape[1])])
+    scores = np.nan_to_num(np.asarray(scores, np.float64), nan=-1.0)
+    return np.asarray(grid)[np.argmax(scores, axis=0)]  # argmax keeps the first (smallest C)
+
+
+def _logit(p: float) -> float:
+    return float(np.log(p / (1 - p)))
+
+
+def fit_linear(exp: Experiment, maps: np.ndarray, targets: np.ndarray, subjects: np.ndarray,
+               landmarks: Optional[np.ndarray] = None) -> PooledLinear:
+    """The pooled linear model fitted on these maps, C chosen among these subjects only.
+    exp.flip adds every map's mirrored copy (flow semantics kept: u negated) to the fit."""
+    from .loso import num_outputs_for, prepare_inputs
+    if subjects is None or len(subjects) != len(maps):
+        raise ValueError("fit_linear: one subject per map is needed to choose the penalty")
+    subjects = np.asarray(subjects)
+    classes = num_outputs_for(exp, targets)
+    model = PooledLinear(classes, **exp.model_args)
+    x = prepare_inputs(exp, maps, landmarks=landmarks)
+    y, groups = targets, subjects
+    if exp.flip:
+        mirrored = prepare_inputs(exp, flip_maps(maps), landmarks=None if landmarks is None
+                                  else flip_landmarks(landmarks))
+        x = torch.cat([x, mirrored])
+        y, groups = np.concatenate([targets, targets]), np.concatenate([subjects, subjects])
+    with torch.no_grad():
+        features = model.pooled(x).double().numpy()
+    c = choose_inverse_penalty(features, y, subjects, exp.task, model.config["c_grid"], classes,
+                               exp.threshold, groups)
+    mean, spread = standardise(features)
+    w, b = solve((features - mean) / spread, y, exp.task, c, classes)
+    with torch.no_grad():
+        model.mean.copy_(torch.from_numpy(mean))
+        model.spread.copy_(torch.from_numpy(spread))
+        model.linear.weight.copy_(torch.from_numpy(w))
+        model.linear.bias.copy_(torch.from_numpy(b))
+    model.inverse_penalty = c.tolist()  # reported with the fold (loso.py)
+    return model.eval()
