@@ -15,6 +15,7 @@ def main(argv=None) -> int:
     sub.add_parser("train", help="train and evaluate models (needs the [train] extra)", add_help=False)
     sub.add_parser("synth", help="synthetic micro-expression clips with ground truth", add_help=False)
     sub.add_parser("spot-eval", help="spotting score (MEGC interval metric) on a synthetic set", add_help=False)
+    sub.add_parser("au-eval", help="AU decisions at the planted apexes of a synthetic set", add_help=False)
     sub.add_parser("flow-report", help="end-point error of each flow mode on a synthetic set", add_help=False)
     sub.add_parser("export", help="checkpoint -> ONNX / INT8 / TensorRT (needs the [train] extra)", add_help=False)
     if not argv or argv[0] in ("-h", "--help"):
@@ -25,7 +26,7 @@ def main(argv=None) -> int:
     if argv[0] == "bench":
         from .bench import main as bench_main
         return bench_main(argv[1:])
-    if argv[0] in ("synth", "spot-eval", "flow-report"):
+    if argv[0] in ("synth", "spot-eval", "au-eval", "flow-report"):
         from microexp.training import synth_cli
         return synth_cli.main(argv[0], argv[1:])
     if argv[0] == "train":

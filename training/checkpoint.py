@@ -45,6 +45,8 @@ def save_checkpoint(path, model: nn.Module, exp: Experiment, *, dataset: str, la
         "provenance": provenance,
         "metrics": metrics,
     }
+    if hasattr(model, "inverse_penalty"):  # the linear model: C per output, chosen by LOSO over its training subjects
+        meta["inverse_penalty"] = dict(zip(labels, model.inverse_penalty))
     atomic_torch_save(path, {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
                              "experiment": exp.to_dict(), "metadata": meta})
     return path
@@ -78,6 +80,8 @@ def model_card(meta: Dict[str, object], exp: Experiment, command: str) -> str:
              f"values 0..255 times {meta['input_scale']:.6g}",
              *( [f"- AU thresholds on sigmoid(logits): {meta['thresholds']}"] if meta.get("thresholds") else []),
              f"- Flow the training inputs were made with: {meta['flow_method']}",
+             *([f"- L2 inverse penalty C per output, chosen by leave-one-subject-out over the training "
+                f"subjects: {meta['inverse_penalty']}"] if meta.get("inverse_penalty") else []),
              f"- Experiment: `{exp.to_dict()}`",
              "- Protocol and metrics (LOSO, all folds pooled):"]
     for k, v in meta["metrics"].items():

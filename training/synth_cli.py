@@ -1,4 +1,5 @@
-"""`microexp synth`, `microexp spot-eval`, `microexp flow-report`: generate sets, score the runtime."""
+"""`microexp synth`, `microexp spot-eval`, `microexp au-eval`, `microexp flow-report`: generate
+sets, score the runtime."""
 from __future__ import annotations
 
 import argparse
@@ -56,7 +57,7 @@ def main(command: str, argv=None) -> int:
         print(json.dumps({"out": str(root), "sheet": str(root / "samm.csv"), "subjects": len(photos),
                           "clips": len(photos) * a.clips}))
         return 0
-    from .synth_eval import flow_report, spot_eval
+    from .synth_eval import au_eval, flow_report, spot_eval
     p = argparse.ArgumentParser(prog=f"microexp {command}")
     p.add_argument("set", help="a folder written by `microexp synth`")
     if command == "spot-eval":
@@ -83,6 +84,13 @@ def main(command: str, argv=None) -> int:
             config["spot_threshold"] = a.spot_threshold
         report = spot_eval(a.set, a.flow, a.fps, a.reference, **config)
         print(json.dumps({k: v for k, v in report.items() if k != "clips"}))
+        return 0
+    if command == "au-eval":
+        p.add_argument("--au-model", help="AU ONNX model (default: the shipped one)")
+        p.add_argument("--flow", default="farneback")
+        p.add_argument("--fps", type=float, default=200.0)
+        a = p.parse_args(argv)
+        print(json.dumps(au_eval(a.set, a.au_model, a.flow, a.fps)))
         return 0
     a = p.parse_args(argv)
     print(json.dumps(flow_report(a.set)))

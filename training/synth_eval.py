@@ -1,5 +1,6 @@
 """Evaluations on generated sets (training/synth.py): the runtime's spotting score with the
-MEGC interval metric, and the end-point error of each flow mode against the known motion."""
+MEGC interval metric, its AU decisions at each planted apex, and the end-point error of each
+flow mode against the known motion."""
 from __future__ import annotations
 
 import csv
@@ -46,6 +47,61 @@ def spot_eval(root, flow: str = "farneback", fps: float = 200.0, reference: str 
         per_clip[f"{subject}/{clip}"] = {"truth": intervals, "predicted": found}
     return {"set": str(root), "flow": flow, "reference": reference, "config": config, "iou": 0.5,
             **spotting_scores(gt, pred, 0.5), "clips": per_clip}
+
+
+def read_events(root: Path) -> Dict[tuple, List[dict]]:
+    """(subject, clip) -> [{onset, apex, offset (0-based), aus: planted AU numbers}]."""
+    from .datasets.au_codes import parse_action_units
+    events: Dict[tuple, List[dict]] = {}
+    with open(root / "samm.csv", newline="") as f:
+        for row in csv.DictReader(f, delimiter=";"):
+            events.setdefault((row["Subject"], row["Filename"]), []).append({
+                "onset": int(row["Onset Frame"]) - 1, "apex": int(row["Apex Frame"]) - 1,
+                "offset": int(row["Offset Frame"]) - 1,
+                "aus": parse_action_units(row["Action Units"]).present})
+    return events
+
+
+def au_eval(root, au_model=None, flow: str = "farneback", fps: float = 200.0) -> Dict[str, object]:
+    """The runtime's AU decisions (the model's own thresholds) at every planted apex, the map
+    taken from the clip's first, neutral frame (fixed reference, as onset -> apex in training),
+    against the AUs planted there: per-AU F1 over the events, for the AUs that the generator
+    plants and the model names. Also how often an AU fires on calm frames (before the first
+    onset, after the first 10 frames)."""
+    from microexp.edge.pipeline import Pipeline, PipelineConfig
+    from .metrics import binary_f1
+    root = Path(root)
+    events = read_events(root)
+    config = {"au_model": str(au_model)} if au_model else {}
+    decided, planted, calm_fires, calm_cells, names = [], [], 0, 0, None
+    for (subject, clip), evs in sorted(events.items()):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pipe = Pipeline(PipelineConfig(flow=flow, reference="fixed", emotion_model=None, fps=fps, **config))
+        names = list(pipe.au_model.labels)
+        thresholds = np.asarray(pipe.au_model.thresholds, np.float64)
+        apexes = {e["apex"]: e for e in evs}
+        first_onset = min(e["onset"] for e in evs)
+        for r in pipe.stream(root / subject / clip, fps=fps):
+            if not r.success or not r.au:
+                continue
+            fired = np.array([r.au[n] for n in names]) >= thresholds
+            if r.frame in apexes:
+                decided.append(fired)
+                planted.append([n in {f"AU{au:02d}" for au in apexes[r.frame]["aus"]} for n in names])
+            elif 10 <= r.frame < first_onset:
+                calm_fires += int(fired.sum())
+                calm_cells += len(names)
+    decided, planted = np.array(decided), np.array(planted)
+    plantable = [n for n in names if planted[:, names.index(n)].any()] if len(planted) else []
+    per_au = {n: {"events": int(planted[:, names.index(n)].sum()),
+                  "fired": int(decided[:, names.index(n)].sum()),
+                  "f1": binary_f1(planted[:, names.index(n)], decided[:, names.index(n)])} for n in plantable}
+    f1s = [v["f1"] for v in per_au.values()]
+    return {"set": str(root), "flow": flow, "au_model": str(au_model or "default"), "events": len(decided),
+            "per_au": per_au, "mean_f1": float(np.nanmean(f1s)) if f1s else float("nan"),
+            "fired_per_event": float(decided.sum(1).mean()) if len(decided) else float("nan"),
+            "calm_fire_rate": calm_fires / calm_cells if calm_cells else float("nan")}
 
 
 def flow_report(root, methods: Sequence[str] = ("farneback", "dis-ultrafast", "dis-fast", "dis-medium", "tvl1"),

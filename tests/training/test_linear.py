@@ -168,7 +168,8 @@ def test_linear_checkpoint_exports_to_onnx_with_parity(tmp_path):
     model = loso.train_model(exp, maps, labels, subjects=subjects)
     ckpt = save_checkpoint(tmp_path / "lin.pt", model, exp, dataset="samm-au", labels=["AU04", "AU12"],
                            metrics={}, provenance="test fixture")
-    again, _, _ = load_checkpoint(ckpt)
+    again, _, meta = load_checkpoint(ckpt)
+    assert list(meta["inverse_penalty"]) == ["AU04", "AU12"]  # the chosen C travels with the model
     x = loso.prepare_inputs(exp, maps[:5])
     assert torch.equal(again(x), model(x))  # the standardisation travels with the weights
     report = export_onnx(ckpt, tmp_path / "lin.onnx")

@@ -126,6 +126,14 @@ def test_cli_synth_and_spot_eval(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["spot-eval", str(out), "--spot-score", "magic"])
     assert "invalid choice: 'magic'" in capsys.readouterr().err
+    # AU decisions at the planted apex, against the AUs the sheet says were planted there.
+    assert main(["au-eval", str(out)]) == 0
+    au = json.loads(capsys.readouterr().out)
+    sheet = (out / "samm.csv").read_text().splitlines()[1].split(";")
+    planted = {f"AU{int(t.rstrip('ABCDE')):02d}" for t in sheet[8].split("+")}
+    assert au["events"] == 1 and set(au["per_au"]) == planted
+    assert all(v["events"] == 1 and v["fired"] in (0, 1) for v in au["per_au"].values())
+    assert 0 <= au["calm_fire_rate"] <= 1 and au["fired_per_event"] >= 0
     assert main(["flow-report", str(out)]) == 0
     epe = json.loads(capsys.readouterr().out)["mean_epe_px"]
     assert set(epe) == {"farneback", "dis-ultrafast", "dis-fast", "dis-medium", "tvl1"}
