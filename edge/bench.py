@@ -8,7 +8,7 @@ parameters) in PyTorch eager when torch is installed (else the shipped AU model 
 Runtime). Ours: Pipeline.process with the native
 kernels (pyramid matching, encode_hsv28 into the model's buffer) and ONNX Runtime, in
 reference mode (Farneback with the seed parameters, native kernel, 224 px crop) and in a fast
-mode (by default the native Farneback fast preset on a 144 px crop, tracked at half
+mode (by default the native Farneback fast preset on a 152 px crop, tracked at half
 resolution). Emotion model off in all
 columns, so that they do the same work. Detection happens once, on the reference frame,
 outside the timings.

@@ -62,8 +62,8 @@ def run_command(argv) -> int:
     p.add_argument("--out", default="microexp_out", help="output folder (default: microexp_out)")
     p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     p.add_argument("--flow", default="farneback", help="farneback (reference, native), farneback-opencv (same through cv2), farneback-fast "
-                   "(fast mode, 144 px crop), dis-ultrafast, dis-fast, dis-medium, tvl1 (slow)")
-    p.add_argument("--crop", type=int, help="aligned crop size in px (default: 224; 144 with --flow farneback-fast)")
+                   "(fast mode, 152 px crop), dis-ultrafast, dis-fast, dis-medium, tvl1 (slow)")
+    p.add_argument("--crop", type=int, help="aligned crop size in px (default: 224; 152 with --flow farneback-fast)")
     p.add_argument("--track-level", type=int, choices=range(5), metavar="{0..4}",
                    help="pyramid level the face tracking stops at: 0 full resolution (default), "
                         "1 half resolution (default with --flow farneback-fast)")

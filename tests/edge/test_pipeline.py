@@ -149,6 +149,10 @@ def test_bench_reports_stages_for_ours_and_the_baseline(capsys):
         assert {"align", "flow", "encode", "au_model", "total"} <= set(report[column])
     assert 350 < report["face_box"][2] - report["face_box"][0] < 450  # SAMM-like ~400 px face
     assert report["speedup_total_p50_reference"] > 0 and report["speedup_total_p50_fast"] > 0
+    # The baseline keeps the seed's AU model (an HTNet in eager) whatever model the runtime ships.
+    import importlib.util
+    assert report["baseline_model"] == ("pytorch-eager HTNet (seed size)" if importlib.util.find_spec("torch")
+                                        else "onnxruntime (torch not installed)")
     # The planted motion peaks mid-clip: fidelity is measured on those frames. The seed-style
     # baseline computes the reference maps with cv2's Farneback; ours must agree with it.
     fid = report["fidelity_vs_reference"]
