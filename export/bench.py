@@ -4,7 +4,8 @@ batch 1 and 8, one thread and all threads, side by side in one run.
     python -m microexp.export.bench [--models DIR] [--repeats N] [--json]
 
 DIR holds <name>.pt checkpoints (default: the package's training/checkpoints); each is
-exported to ONNX and quantised into a temporary folder first. HTNets are also exported in
+exported to ONNX and quantised into a temporary folder first. Without an HTNet among them an
+untrained one of the edge size is added (`htnet_seed_size`). HTNets are also exported in
 the authors' NCHW layout as it is (`ort-fp32-nchw` rows), beside the channel-last form the
 export ships (export/htnet_tokens.py), with each graph's node count after ONNX Runtime's
 optimisations.
@@ -55,6 +56,21 @@ def optimised_nodes(path: Path) -> int:
     return len(onnx.load(opts.optimized_model_filepath).graph.node)
 
 
+def seed_size_htnet(path: Path) -> Path:
+    """An untrained HTNet of the edge size (the seed's AU model, 0.58M parameters) as a
+    checkpoint: when the shipped models are not HTNets, its rows keep the eager / channel-last
+    / NCHW comparison measurable (weights do not change latency)."""
+    import torch
+
+    from microexp.training.checkpoint import save_checkpoint
+    from microexp.training.experiment import Experiment, build_model
+    torch.manual_seed(0)
+    exp = Experiment(task="emotion", input="composite")
+    return save_checkpoint(path, build_model(exp, 3), exp, dataset="megc",
+                           labels=["negative", "positive", "surprise"], metrics={},
+                           provenance="untrained, for latency only")
+
+
 def run(models_dir: Path, repeats: int):
     import torch
 
@@ -65,7 +81,10 @@ def run(models_dir: Path, repeats: int):
     rows, nodes = [], {}
     all_threads = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
-        for ckpt in sorted(models_dir.glob("*.pt")):
+        checkpoints = sorted(models_dir.glob("*.pt"))
+        if not any(isinstance(load_any_checkpoint(c)[0], HTNet) for c in checkpoints):
+            checkpoints.append(seed_size_htnet(Path(tmp) / "htnet_seed_size.pt"))
+        for ckpt in checkpoints:
             model, meta, kind = load_any_checkpoint(ckpt)
             fp32 = export_onnx(ckpt, Path(tmp) / f"{ckpt.stem}.onnx").onnx_path
             int8 = quantize_int8(fp32, Path(tmp) / f"{ckpt.stem}.int8.onnx", calibration_samples=64)
@@ -107,11 +126,12 @@ def run(models_dir: Path, repeats: int):
 
 def print_table(report):
     print(f"{report['cores']} cores, {report['repeats']} calls per row; TensorRT: {report['tensorrt']}")
-    head = f"{'model':14s} {'backend':14s} {'batch':>5s} {'threads':>7s} {'p50 ms':>8s} {'p99 ms':>8s} {'FPS':>9s}"
+    w = max([14] + [len(r["model"]) for r in report["results"]])  # the longest model name
+    head = f"{'model':{w}s} {'backend':14s} {'batch':>5s} {'threads':>7s} {'p50 ms':>8s} {'p99 ms':>8s} {'FPS':>9s}"
     print(head)
     print("-" * len(head))
     for r in report["results"]:
-        print(f"{r['model']:14s} {r['backend']:14s} {r['batch']:5d} {r['threads']:7d} "
+        print(f"{r['model']:{w}s} {r['backend']:14s} {r['batch']:5d} {r['threads']:7d} "
               f"{r['p50_ms']:8.3f} {r['p99_ms']:8.3f} {r['fps']:9.0f}")
     for model, counts in report.get("optimised_nodes", {}).items():
         print(f"{model}: graph nodes after ONNX Runtime's optimisations: "

@@ -80,8 +80,10 @@ def model_card(meta: Dict[str, object], exp: Experiment, command: str) -> str:
              f"values 0..255 times {meta['input_scale']:.6g}",
              *( [f"- AU thresholds on sigmoid(logits): {meta['thresholds']}"] if meta.get("thresholds") else []),
              f"- Flow the training inputs were made with: {meta['flow_method']}",
-             *([f"- L2 inverse penalty C per output, chosen by leave-one-subject-out over the training "
-                f"subjects: {meta['inverse_penalty']}"] if meta.get("inverse_penalty") else []),
+             *([f"- L2 inverse penalty C per output, chosen on held-out training subjects ("
+                + (f"{exp.model_args['inner_folds']} groups of subjects" if exp.model_args.get("inner_folds")
+                   else "leave one subject out") + f"): {meta['inverse_penalty']}; classes balanced"]
+               if meta.get("inverse_penalty") else []),
              f"- Experiment: `{exp.to_dict()}`",
              "- Protocol and metrics (LOSO, all folds pooled):"]
     for k, v in meta["metrics"].items():

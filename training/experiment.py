@@ -33,7 +33,7 @@ class Experiment:
     lr: float = 5e-4
     weight_decay: float = 1e-4
     flip: bool = False  # random horizontal flip of whole maps (u negated: 255 - u)
-    class_balance: bool = False  # class weights inverse to frequency in the training fold
+    class_balance: bool = False  # class weights inverse to frequency in the training fold (the linear model always balances)
     protocol: str = "honest"
     threshold: float = 0.5  # fixed AU decision threshold (honest: never tuned on a test fold)
     # AU only: upper bound on BCE's pos_weight (negatives / positives per AU in the training
@@ -113,7 +113,6 @@ class Experiment:
             raise ValueError("Experiment: features 'chroma' decode HSV-encoded maps (task 'au')")
         unsupported = {"protocol 'oracle-epoch' (it has no epochs)": self.protocol != "honest",
                        "ensemble > 1 (its fit is deterministic)": self.ensemble > 1,
-                       "landmark_jitter": self.landmark_jitter > 0,
                        "inner_thresholds": self.inner_thresholds,
                        "pos_weight_cap (its AU classes are balanced)": self.pos_weight_cap is not None}
         named = [k for k, v in unsupported.items() if v]

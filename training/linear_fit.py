@@ -9,7 +9,7 @@ is all negative (or all positive) in the training data never (always) fires.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -148,23 +148,33 @@ def fit_predict_scores(train_x, train_y, test_x, task, inverse_penalty, classes)
     return ((test_x - mean) / spread) @ w.T + b
 
 
+def inner_split(subjects: np.ndarray, folds: Optional[int]) -> List[List[str]]:
+    """The held-out groups of the inner selection: every subject alone (None), or the sorted
+    subjects dealt round-robin into `folds` groups."""
+    names = sorted(set(subjects.tolist()))
+    if folds is None or folds >= len(names):
+        return [[n] for n in names]
+    return [names[i::folds] for i in range(folds)]
+
+
 def choose_inverse_penalty(features: np.ndarray, y: np.ndarray, subjects: np.ndarray, task: str,
                            grid, classes: int, threshold: float = 0.5,
-                           groups: Optional[np.ndarray] = None) -> np.ndarray:
+                           groups: Optional[np.ndarray] = None, folds: Optional[int] = None) -> np.ndarray:
     """C per output (AUs) or one C (emotion, repeated per class) with the best pooled score
     over a leave-one-subject-out of these subjects: F1 of each AU at `threshold`, or UF1.
     Ties go to the smaller C (the stronger penalty). `groups` maps every row to its subject
-    when mirrored copies follow the original rows; a held-out subject's copies are held out too."""
+    when copies (mirrored, jittered) follow the original rows; a held-out subject's copies are
+    held out too. `folds`: held-out groups of subjects instead of single subjects (inner_split)."""
     groups = subjects if groups is None else groups
-    names = sorted(set(subjects.tolist()))
+    held_out = inner_split(subjects, folds)
     grid = sorted(float(c) for c in grid)
     n = len(subjects)  # the original rows come first; mirrored copies follow
     scores = []
     for c in grid:
         decided = np.zeros((n,) + (() if task == "emotion" else (y.shape[1],)), np.int64)
-        for s in names:
-            test = np.flatnonzero(subjects == s)
-            train = np.flatnonzero(groups != s)
+        for names in held_out:
+            test = np.flatnonzero(np.isin(subjects, names))
+            train = np.flatnonzero(~np.isin(groups, names))
             logits = fit_predict_scores(features[train], y[train], features[test], task, c, classes)
             decided[test] = logits.argmax(1) if task == "emotion" else (logits >= _logit(threshold))
         truth = y[:n]
@@ -183,24 +193,34 @@ def _logit(p: float) -> float:
 def fit_linear(exp: Experiment, maps: np.ndarray, targets: np.ndarray, subjects: np.ndarray,
                landmarks: Optional[np.ndarray] = None) -> PooledLinear:
     """The pooled linear model fitted on these maps, C chosen among these subjects only.
-    exp.flip adds every map's mirrored copy (flow semantics kept: u negated) to the fit."""
+    exp.flip adds every map's mirrored copy (flow semantics kept: u negated) to the fit;
+    exp.landmark_jitter adds jitter_copies copies of every map (and mirror) whose composite
+    landmarks each moved by random integer offsets in [-j, j] px (numpy seed exp.seed)."""
+    from .datasets.megc import FALLBACK_LANDMARKS_28
     from .loso import num_outputs_for, prepare_inputs
     if subjects is None or len(subjects) != len(maps):
         raise ValueError("fit_linear: one subject per map is needed to choose the penalty")
     subjects = np.asarray(subjects)
     classes = num_outputs_for(exp, targets)
     model = PooledLinear(classes, **exp.model_args)
-    x = prepare_inputs(exp, maps, landmarks=landmarks)
-    y, groups = targets, subjects
+    views = [(maps, landmarks)]
     if exp.flip:
-        mirrored = prepare_inputs(exp, flip_maps(maps), landmarks=None if landmarks is None
-                                  else flip_landmarks(landmarks))
-        x = torch.cat([x, mirrored])
-        y, groups = np.concatenate([targets, targets]), np.concatenate([subjects, subjects])
+        views.append((flip_maps(maps), None if landmarks is None else flip_landmarks(landmarks)))
+    if exp.landmark_jitter:
+        rng = np.random.default_rng(exp.seed)
+        j = exp.landmark_jitter
+        for _ in range(model.config["jitter_copies"]):
+            for view_maps, view_landmarks in list(views[:2 if exp.flip else 1]):
+                base = FALLBACK_LANDMARKS_28[None] if view_landmarks is None else view_landmarks
+                moved = base + rng.integers(-j, j + 1, size=(len(maps), 5, 2))
+                views.append((view_maps, moved))
+    x = torch.cat([prepare_inputs(exp, m, landmarks=lm) for m, lm in views])
+    y = np.concatenate([targets] * len(views))
+    groups = np.concatenate([subjects] * len(views))
     with torch.no_grad():
         features = model.pooled(x).double().numpy()
     c = choose_inverse_penalty(features, y, subjects, exp.task, model.config["c_grid"], classes,
-                               exp.threshold, groups)
+                               exp.threshold, groups, model.config["inner_folds"])
     mean, spread = standardise(features)
     w, b = solve((features - mean) / spread, y, exp.task, c, classes)
     with torch.no_grad():

@@ -89,17 +89,16 @@ def metrics_for_one_model(summary: Dict[str, object], exp: Experiment) -> Dict[s
             {k: v for k, v in {**mine, "protocol": summary.get("protocol")}.items() if k not in _RUN_ONLY}:
         raise ValueError("the LOSO run trained models with other settings than this one")
     keys = ("protocol", "full", "per_dataset", "au", "command")
+    probed = [m for m in summary.get("ablations", {}).get("members_at_probe_landmarks", []) if m["seed"] == mine["seed"]]
+    probe = {"at_probe_landmarks": {"points": run["probe_landmarks"], "full": probed[0]["full"]}} if probed else {}
     if run.get("ensemble", 1) == 1 and not run.get("tta_flip") and run.get("seed") == mine["seed"]:
-        return {k: summary[k] for k in keys if k in summary}
+        return {**{k: summary[k] for k in keys if k in summary}, **probe}
     member = next((m for m in summary.get("ablations", {}).get("members", []) if m["seed"] == mine["seed"]), None)
     if member is None:
         raise ValueError(f"the LOSO run has no model with seed {mine['seed']} to report")
     out = {"protocol": summary.get("protocol"), **member,
            "measured_as": f"member seed {mine['seed']} alone, from the ablations of a "
-                          f"{run.get('ensemble', 1)}-model run"}
-    probed = [m for m in summary["ablations"].get("members_at_probe_landmarks", []) if m["seed"] == mine["seed"]]
-    if probed:
-        out["at_probe_landmarks"] = {"points": run["probe_landmarks"], "full": probed[0]["full"]}
+                          f"{run.get('ensemble', 1)}-model run", **probe}
     return {**out, **({"command": summary["command"]} if "command" in summary else {})}
 
 

@@ -181,7 +181,6 @@ def test_linear_checkpoint_exports_to_onnx_with_parity(tmp_path):
     (dict(task="au", protocol="oracle-epoch"), "oracle-epoch"),
     (dict(task="au", ensemble=3), "ensemble > 1"),
     (dict(task="au", pos_weight_cap=5.0), "pos_weight_cap"),
-    (dict(task="emotion", input="composite", landmark_jitter=2), "landmark_jitter"),
 ])
 def test_linear_settings_that_cannot_hold_are_named(settings, message):
     kw = dict(LINEAR, **settings)
@@ -196,3 +195,34 @@ def test_pooled_linear_arguments_are_checked():
         PooledLinear(3, features="hue")
     with pytest.raises(ValueError, match="c_grid"):
         PooledLinear(3, c_grid=[0.1, 0.0])
+
+
+def test_inner_split_deals_sorted_subjects_round_robin():
+    subjects = np.array(["d", "c", "b", "a", "e", "d"])
+    assert linear_fit.inner_split(subjects, None) == [["a"], ["b"], ["c"], ["d"], ["e"]]
+    assert linear_fit.inner_split(subjects, 2) == [["a", "c", "e"], ["b", "d"]]
+    assert linear_fit.inner_split(subjects, 9) == [["a"], ["b"], ["c"], ["d"], ["e"]]
+
+
+def test_jittered_copies_join_the_fit_with_their_subjects(monkeypatch):
+    rng = np.random.default_rng(0)
+    maps = rng.uniform(0, 255, (12, 3, 28, 28)).astype(np.float32)
+    labels = np.arange(12) % 3
+    subjects = np.repeat(np.array(list("abcd")), 3)
+    seen = {}
+    original = linear_fit.choose_inverse_penalty
+
+    def spy(features, y, subs, *args, **kw):
+        seen.update(rows=len(features), groups=args[-2] if len(args) >= 5 else kw.get("groups"),
+                    folds=args[-1] if len(args) >= 6 else kw.get("folds"), features=features)
+        return original(features, y, subs, *args, **kw)
+
+    monkeypatch.setattr(linear_fit, "choose_inverse_penalty", spy)
+    args = dict(LINEAR, input="composite", model_args=dict(LINEAR["model_args"], inner_folds=2, jitter_copies=2))
+    linear_fit.fit_linear(Experiment(task="emotion", flip=True, landmark_jitter=2, **args), maps, labels, subjects)
+    assert seen["rows"] == 12 * (2 + 2 * 2)  # originals, mirrors, then two jittered copies of each
+    assert seen["groups"].tolist() == subjects.tolist() * 6 and seen["folds"] == 2
+    f = seen["features"]
+    assert not np.allclose(f[24:36], f[:12])  # the copies' regions moved
+    with pytest.raises(ValueError, match="inner_folds must be >= 2"):
+        PooledLinear(3, inner_folds=1)

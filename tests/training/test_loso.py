@@ -305,3 +305,16 @@ def test_metrics_for_one_model_reads_old_runs_and_refuses_other_models():
         metrics_for_one_model(summary, dataclasses.replace(exp, lr=1e-2))
     with pytest.raises(ValueError, match="no model with seed 3"):
         metrics_for_one_model(summary, dataclasses.replace(exp, seed=3))
+
+
+def test_metrics_for_one_model_quote_the_probe_figure_of_a_one_model_run():
+    from microexp.training.datasets.megc import FALLBACK_LANDMARKS_28
+    from microexp.training.report import metrics_for_one_model
+    maps, labels, subjects = _separable()
+    moved = (FALLBACK_LANDMARKS_28 + 2).tolist()
+    exp = Experiment(epochs=1, probe_landmarks=moved, **dict(TINY, input="composite"))
+    summary = json.loads(json.dumps(summarise(exp, loso.run_loso(exp, maps, labels, subjects, progress=False))))
+    brief = metrics_for_one_model(summary, exp)
+    assert brief["full"] == summary["full"]
+    assert brief["at_probe_landmarks"]["full"] == summary["ablations"]["members_at_probe_landmarks"][0]["full"]
+    assert brief["at_probe_landmarks"]["points"] == moved

@@ -9,6 +9,7 @@ log-likelihood (training/linear_fit.py), not by epochs of SGD.
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 from torch import nn
@@ -32,7 +33,8 @@ def colour_wheel(x: torch.Tensor) -> torch.Tensor:
 
 class PooledLinear(nn.Module):
     def __init__(self, num_classes: int, pool: int = 4, features: str = "raw",
-                 c_grid=(0.001, 0.01, 0.1, 1.0)):
+                 c_grid=(0.001, 0.01, 0.1, 1.0), inner_folds: Optional[int] = None,
+                 jitter_copies: int = 3):
         super().__init__()
         if features not in FEATURES:
             raise ValueError(f"PooledLinear: features must be one of {FEATURES}, got {features!r}")
@@ -40,7 +42,15 @@ class PooledLinear(nn.Module):
             raise ValueError(f"PooledLinear: pool must divide 28, got {pool}")
         if not c_grid or any(not c > 0 for c in c_grid):
             raise ValueError(f"PooledLinear: c_grid must hold positive inverse penalties, got {c_grid!r}")
-        self.config = dict(num_classes=num_classes, pool=pool, features=features, c_grid=list(c_grid))
+        if inner_folds is not None and inner_folds < 2:
+            raise ValueError(f"PooledLinear: inner_folds must be >= 2 (None: leave one subject out), got {inner_folds}")
+        if jitter_copies < 1:
+            raise ValueError(f"PooledLinear: jitter_copies must be >= 1, got {jitter_copies}")
+        # Fit settings (training/linear_fit.py), kept with the model so a card can name them:
+        # how C is chosen (inner_folds), and how many jittered copies of each map join the fit
+        # when the experiment asks for landmark jitter.
+        self.config = dict(num_classes=num_classes, pool=pool, features=features, c_grid=list(c_grid),
+                           inner_folds=inner_folds, jitter_copies=jitter_copies)
         self.pool, self.features = pool, features
         size = 3 * (28 // pool) ** 2
         self.register_buffer("mean", torch.zeros(size))
