@@ -1,6 +1,6 @@
 """Fitting the pooled linear model (models/linear.py): class-balanced logistic regression with
 an L2 penalty, solved by Newton's method in float64 (deterministic, no epochs), its inverse
-penalty C chosen by leave-one-subject-out among the training subjects only.
+penalty C chosen on held-out training subjects only (one at a time, or in groups).
 
 Objective per output, as scikit-learn writes it: sum_i w_i * loss_i + ||W||^2 / (2 C), the
 intercept unpenalised; w_i = n / (classes * n_class(i)) ("balanced"). Emotion: one softmax over
@@ -161,14 +161,15 @@ def choose_inverse_penalty(features: np.ndarray, y: np.ndarray, subjects: np.nda
                            grid, classes: int, threshold: float = 0.5,
                            groups: Optional[np.ndarray] = None, folds: Optional[int] = None) -> np.ndarray:
     """C per output (AUs) or one C (emotion, repeated per class) with the best pooled score
-    over a leave-one-subject-out of these subjects: F1 of each AU at `threshold`, or UF1.
+    over held-out subjects (one at a time, or the groups of `folds`): F1 of each AU at
+    `threshold`, or UF1.
     Ties go to the smaller C (the stronger penalty). `groups` maps every row to its subject
     when copies (mirrored, jittered) follow the original rows; a held-out subject's copies are
     held out too. `folds`: held-out groups of subjects instead of single subjects (inner_split)."""
     groups = subjects if groups is None else groups
     held_out = inner_split(subjects, folds)
     grid = sorted(float(c) for c in grid)
-    n = len(subjects)  # the original rows come first; mirrored copies follow
+    n = len(subjects)  # the original rows come first; their copies follow
     scores = []
     for c in grid:
         decided = np.zeros((n,) + (() if task == "emotion" else (y.shape[1],)), np.int64)
