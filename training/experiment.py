@@ -102,6 +102,11 @@ class Experiment:
             raise ValueError("Experiment: ensemble and tta_flip are defined for the honest protocol only")
         if self.ensemble > 1 and self.inner_thresholds:
             raise ValueError("Experiment: inner_thresholds are chosen for one model; not with ensemble > 1")
+        if self.flip and self.task == "au" and not (self.model == "linear"
+                                                    and self.model_args.get("features") == "chroma"):
+            raise ValueError("Experiment: flip mirrors u/v/strain maps; an HSV-encoded AU map does not "
+                             "mirror by a channel operation (the linear model with features 'chroma' "
+                             "mirrors its decoded flow vectors instead)")
         if self.tta_flip and self.task != "emotion":
             raise ValueError("Experiment: tta_flip needs u/v/strain maps (task 'emotion'); HSV-encoded "
                              "AU maps do not mirror by a channel operation")

@@ -194,7 +194,8 @@ def _logit(p: float) -> float:
 def fit_linear(exp: Experiment, maps: np.ndarray, targets: np.ndarray, subjects: np.ndarray,
                landmarks: Optional[np.ndarray] = None) -> PooledLinear:
     """The pooled linear model fitted on these maps, C chosen among these subjects only.
-    exp.flip adds every map's mirrored copy (flow semantics kept: u negated) to the fit;
+    exp.flip adds every map's mirrored copy (flow semantics kept: u negated; HSV maps with
+    'chroma' features are mirrored in the decoded plane) to the fit;
     exp.landmark_jitter adds jitter_copies copies of every map (and mirror) whose composite
     landmarks each moved by random integer offsets in [-j, j] px (numpy seed exp.seed)."""
     from .datasets.megc import FALLBACK_LANDMARKS_28
@@ -205,7 +206,7 @@ def fit_linear(exp: Experiment, maps: np.ndarray, targets: np.ndarray, subjects:
     classes = num_outputs_for(exp, targets)
     model = PooledLinear(classes, **exp.model_args)
     views = [(maps, landmarks)]
-    if exp.flip:
+    if exp.flip and exp.task == "emotion":
         views.append((flip_maps(maps), None if landmarks is None else flip_landmarks(landmarks)))
     if exp.landmark_jitter:
         rng = np.random.default_rng(exp.seed)
@@ -215,11 +216,14 @@ def fit_linear(exp: Experiment, maps: np.ndarray, targets: np.ndarray, subjects:
                 base = FALLBACK_LANDMARKS_28[None] if view_landmarks is None else view_landmarks
                 moved = base + rng.integers(-j, j + 1, size=(len(maps), 5, 2))
                 views.append((view_maps, moved))
-    x = torch.cat([prepare_inputs(exp, m, landmarks=lm) for m, lm in views])
-    y = np.concatenate([targets] * len(views))
-    groups = np.concatenate([subjects] * len(views))
     with torch.no_grad():
-        features = model.pooled(x).double().numpy()
+        features = torch.cat([model.pooled(prepare_inputs(exp, m, landmarks=lm)) for m, lm in views])
+        if exp.flip and exp.task == "au":  # HSV maps: mirrored in the decoded plane (models/linear.py)
+            features = torch.cat([features, model.pooled(prepare_inputs(exp, maps), mirrored=True)])
+        features = features.double().numpy()
+    copies = len(features) // len(maps)
+    y = np.concatenate([targets] * copies)
+    groups = np.concatenate([subjects] * copies)
     c = choose_inverse_penalty(features, y, subjects, exp.task, model.config["c_grid"], classes,
                                exp.threshold, groups, model.config["inner_folds"])
     mean, spread = standardise(features)

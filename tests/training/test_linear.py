@@ -226,3 +226,49 @@ def test_jittered_copies_join_the_fit_with_their_subjects(monkeypatch):
     assert not np.allclose(f[24:36], f[:12])  # the copies' regions moved
     with pytest.raises(ValueError, match="inner_folds must be >= 2"):
         PooledLinear(3, inner_folds=1)
+
+
+def test_mirrored_chroma_features_are_those_of_the_mirrored_flow():
+    from microexp import kernels
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:112, 0:112]
+    flow = np.zeros((112, 112, 2), np.float32)
+    flow[..., 0] = 2.0 * np.exp(-((yy - 30) ** 2 + (xx - 25) ** 2) / 200)  # one corner moves right
+    flow[..., 1] = -1.5 * np.exp(-((yy - 80) ** 2 + (xx - 70) ** 2) / 300)  # another up
+    flow += rng.normal(0, 0.05, flow.shape).astype(np.float32)
+    mirror = flow[:, ::-1].copy()
+    mirror[..., 0] *= -1
+    encode = lambda f: torch.from_numpy(kernels.encode_hsv28(np.ascontiguousarray(f)).transpose(2, 0, 1)[None].astype(np.float32) / 255)
+    model = PooledLinear(2, features="chroma")
+    want = model.pooled(encode(mirror))
+    got = model.pooled(encode(flow), mirrored=True)
+    # Equal up to the encoding's uint8 steps (hue truncated to 2 degrees, BGR rounded): the
+    # features reach 0.66, the differences 0.03.
+    assert torch.allclose(got, want, atol=0.03)
+    assert np.corrcoef(got.numpy().ravel(), want.numpy().ravel())[0, 1] > 0.999
+    assert np.corrcoef(model.pooled(encode(flow)).numpy().ravel(), want.numpy().ravel())[0, 1] < 0.5
+    with pytest.raises(ValueError, match="features 'chroma'"):
+        PooledLinear(2).pooled(encode(flow), mirrored=True)
+
+
+def test_au_flip_is_refused_unless_the_model_mirrors_decoded_flow():
+    with pytest.raises(ValueError, match="does not mirror by a channel operation"):
+        Experiment(task="au", input="whole", flip=True)  # the HTNet on HSV maps
+    with pytest.raises(ValueError, match="does not mirror by a channel operation"):
+        Experiment(task="au", flip=True, **LINEAR)
+    Experiment(task="au", flip=True, **dict(LINEAR, model_args=dict(LINEAR["model_args"], features="chroma")))
+
+
+def test_au_flip_doubles_the_fit_with_mirrored_features(monkeypatch):
+    maps, labels, subjects = _au_maps(n_subjects=3)
+    seen = {}
+    original = linear_fit.choose_inverse_penalty
+
+    def spy(features, y, subs, *args, **kw):
+        seen.update(rows=len(features), y=y)
+        return original(features, y, subs, *args, **kw)
+
+    monkeypatch.setattr(linear_fit, "choose_inverse_penalty", spy)
+    exp = Experiment(task="au", flip=True, **dict(LINEAR, model_args=dict(LINEAR["model_args"], features="chroma")))
+    linear_fit.fit_linear(exp, maps, labels, subjects)
+    assert seen["rows"] == 2 * len(maps) and np.array_equal(seen["y"], np.concatenate([labels, labels]))

@@ -57,10 +57,17 @@ class PooledLinear(nn.Module):
         self.register_buffer("spread", torch.ones(size))
         self.linear = nn.Linear(size, num_classes)
 
-    def pooled(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, 28, 28) -> (N, F): the features before standardisation."""
+    def pooled(self, x: torch.Tensor, mirrored: bool = False) -> torch.Tensor:
+        """(N, 3, 28, 28) -> (N, F): the features before standardisation. `mirrored` (chroma
+        only): the features of the left-right mirrored face, whose flow has u negated; on the
+        colour wheel that is chroma x negated, exactly (the hexagon is symmetric about y)."""
         if self.features == "chroma":
             x = colour_wheel(x)
+            if mirrored:
+                x = x.flip(-1) * torch.tensor([-1.0, 1.0, 1.0], dtype=x.dtype).view(1, 3, 1, 1)
+        elif mirrored:
+            raise ValueError("PooledLinear: mirrored features are defined for features 'chroma'; "
+                             "mirror u/v/strain maps before pooling (regions.flip_maps)")
         return F.avg_pool2d(x, self.pool).flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
