@@ -129,6 +129,8 @@ def test_loso_landmark_jitter_and_probe_from_the_cli(tmp_path, capsys):
 @pytest.mark.parametrize("extra, message", [
     (["--set", "samm-au", "--landmarks", "mtcnn"], "landmarks 'mtcnn' place the MEGC composite"),
     (["--set", "samm-au", "--tta-flip"], "HSV-encoded AU maps do not mirror"),
+    (["--set", "samm-au", "--input", "whole", "--flip"], "does not mirror by a channel operation"),
+    (["--set", "megc", "--preset", "linear", "--ensemble", "3"], "the linear model does not take ensemble"),
     (["--set", "megc", "--ensemble", "2", "--int8-eval"], "not with --ensemble"),
     (["--set", "megc", "--ensemble", "0"], "ensemble must be >= 1"),
     (["--set", "samm-au", "--input", "whole", "--landmark-jitter", "2"], "input 'composite'"),
