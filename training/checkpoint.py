@@ -45,7 +45,7 @@ def save_checkpoint(path, model: nn.Module, exp: Experiment, *, dataset: str, la
         "provenance": provenance,
         "metrics": metrics,
     }
-    if hasattr(model, "inverse_penalty"):  # the linear model: C per output, chosen by LOSO over its training subjects
+    if hasattr(model, "inverse_penalty"):  # the linear model: C per output, chosen on held-out training subjects
         meta["inverse_penalty"] = dict(zip(labels, model.inverse_penalty))
     atomic_torch_save(path, {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
                              "experiment": exp.to_dict(), "metadata": meta})

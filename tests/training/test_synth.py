@@ -137,3 +137,9 @@ def test_cli_synth_and_spot_eval(tmp_path, capsys):
     assert main(["flow-report", str(out)]) == 0
     epe = json.loads(capsys.readouterr().out)["mean_epe_px"]
     assert set(epe) == {"farneback", "dis-ultrafast", "dis-fast", "dis-medium", "tvl1"}
+
+
+def test_au_eval_names_a_missing_sheet(tmp_path):
+    from microexp.training.synth_eval import au_eval
+    with pytest.raises(FileNotFoundError, match="samm.csv"):
+        au_eval(tmp_path)
