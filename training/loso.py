@@ -5,7 +5,9 @@ Each fold trains a fresh model on every other subject and predicts the held-out 
 * honest: the model after the fixed number of epochs, the fixed AU threshold;
 * oracle-epoch: after every epoch the test fold is scored and the epoch with the best
   accuracy on it is kept (ties go to the later epoch), as the official HTNet code does. This
-  selects on the test set; it exists only to reproduce the published table.
+  selects on the test set; it exists only to reproduce the published table. Every epoch's test
+  predictions are kept too ("pred_by_epoch"), so the same run also gives the fixed-epoch
+  figures; the configured last epoch's is the honest one (report.py).
 With exp.ensemble > 1 (honest only) a fold trains one model per seed and decides on their mean
 probabilities (exp.tta_flip: each model's output also averaged with its output on the mirrored
 maps); each member's probabilities are kept in the fold's result for the summary's ablations,
@@ -217,7 +219,7 @@ def run_fold(exp: Experiment, subject: str, out_dir: Optional[Path], checkpoint_
     lm_train, lm_test = (None, None) if landmarks is None else (landmarks[train], landmarks[test])
     x_test = prepare_inputs(exp, maps[test], landmarks=lm_test)
     y_test = targets[test]
-    best = {"accuracy": -1.0, "epoch": 0, "pred": None}
+    best = {"accuracy": -1.0, "epoch": 0, "pred": None, "by_epoch": []}
     torch.set_num_threads(int(_SHARED.get("threads", 1)))
 
     def on_epoch(epoch: int, model: nn.Module):
@@ -225,6 +227,7 @@ def run_fold(exp: Experiment, subject: str, out_dir: Optional[Path], checkpoint_
             return
         pred = predict(exp, model, x_test)
         accuracy = float(np.mean(np.all(pred.reshape(len(pred), -1) == y_test.reshape(len(pred), -1), axis=1)))
+        best["by_epoch"] = best["by_epoch"][:epoch - 1] + [pred.tolist()]
         if best["accuracy"] <= accuracy:  # ties go to the later epoch, as in the official code
             best.update(accuracy=accuracy, epoch=epoch, pred=pred)
 
@@ -245,6 +248,7 @@ def run_fold(exp: Experiment, subject: str, out_dir: Optional[Path], checkpoint_
         if ckpt_path is not None and ckpt_path.is_file():
             state = torch.load(ckpt_path, weights_only=False)
             best.update(state.get("oracle_best", {}))
+            best.setdefault("by_epoch", [])  # a checkpoint saved before per-epoch predictions were kept
         checkpoint = None
         if ckpt_path is not None:
             ckpt_path.parent.mkdir(parents=True, exist_ok=True)
@@ -278,6 +282,8 @@ def run_fold(exp: Experiment, subject: str, out_dir: Optional[Path], checkpoint_
               "epoch": best["epoch"] if exp.protocol == "oracle-epoch" else exp.epochs,
               "thresholds": None if thresholds is None else thresholds.tolist(),
               "probs": None if probs is None else probs.tolist()}
+    if exp.protocol == "oracle-epoch" and len(best["by_epoch"]) == exp.epochs:
+        result["pred_by_epoch"] = best["by_epoch"]
     if hasattr(model, "inverse_penalty"):
         result["inverse_penalty"] = model.inverse_penalty  # the linear model's C, chosen in the fold
     if exp.ensemble > 1 or exp.tta_flip or exp.probe_landmarks is not None:

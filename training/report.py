@@ -33,7 +33,21 @@ def summarise(exp: Experiment, folds: List[dict], datasets: Optional[Sequence[st
                                                  if k in ("full", "per_dataset", "au", "confusion")}
     if folds and all("members" in f for f in folds):
         summary["ablations"] = ablations(exp, folds, datasets, au_names)
+    if exp.protocol == "oracle-epoch" and folds and all("pred_by_epoch" in f for f in folds):
+        summary["fixed_epochs"] = fixed_epochs(exp, folds, datasets, au_names)
     return summary
+
+
+def fixed_epochs(exp: Experiment, folds: List[dict], datasets, au_names) -> List[Dict[str, object]]:
+    """An oracle-epoch run's pooled metrics at each fixed epoch, every fold stopped at the same
+    epoch. Only the configured last epoch was fixed before the run, so only its row is an honest
+    result; the others are a learning curve, and picking the best of them would select on test."""
+    rows = []
+    for e in range(1, exp.epochs + 1):
+        s = _summarise(exp, [dict(f, pred=f["pred_by_epoch"][e - 1]) for f in folds], datasets, au_names)
+        rows.append({"epoch": e, "honest": e == exp.epochs,
+                     **{k: v for k, v in s.items() if k in ("full", "per_dataset", "au")}})
+    return rows
 
 
 def ablations(exp: Experiment, folds: List[dict], datasets, au_names) -> Dict[str, object]:
@@ -159,6 +173,18 @@ def markdown(summary: Dict[str, object]) -> str:
         if "ensemble_at_probe_landmarks" in ab:
             lines.append(row(f"ensemble without flip averaging, test composites at {probe}",
                              ab["ensemble_at_probe_landmarks"]))
+    if "fixed_epochs" in summary:
+        lines += ["", "Every fold stopped at the same fixed epoch (same models; only the configured last "
+                  "epoch, marked honest, was fixed before the run):", ""]
+        emotion = summary["task"] == "emotion"
+        lines += ["| epoch | " + ("Full UF1 | UAR |" if emotion else "mean F1 |"), "|---|---|" + ("---|" if emotion else "")]
+        for r in summary["fixed_epochs"]:
+            name = f"{r['epoch']} (honest)" if r["honest"] else str(r["epoch"])
+            if emotion:
+                lines.append(f"| {name} | {r['full']['uf1']:.4f} | {r['full']['uar']:.4f} |")
+            else:
+                key = next(k for k in r["au"] if k.startswith("mean_f1"))
+                lines.append(f"| {name} | {r['au'][key]:.4f} |")
     for variant in ("ort_fp32", "ort_int8"):
         if variant in summary:
             v = summary[variant]

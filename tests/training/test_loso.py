@@ -98,6 +98,25 @@ def test_oracle_epoch_protocol_is_labelled_and_reports(tmp_path):
     assert paths["png"].stat().st_size > 0
 
 
+def test_oracle_run_also_reports_every_fixed_epoch_and_its_last_matches_an_honest_run(tmp_path):
+    maps, labels, subjects = _separable()
+    oracle_exp = Experiment(epochs=3, protocol="oracle-epoch", **TINY)
+    honest_exp = dataclasses.replace(oracle_exp, protocol="honest")
+    oracle = loso.run_loso(oracle_exp, maps, labels, subjects, progress=False)
+    honest = loso.run_loso(honest_exp, maps, labels, subjects, progress=False)
+    for o, h in zip(oracle, honest):
+        assert len(o["pred_by_epoch"]) == 3
+        assert o["pred"] == o["pred_by_epoch"][o["epoch"] - 1]  # the oracle pick is one of them
+        assert o["pred_by_epoch"][-1] == h["pred"]  # the scoring never changes the training
+    datasets = ["x"] * len(maps)
+    summary = summarise(oracle_exp, oracle, datasets=datasets)
+    rows = summary["fixed_epochs"]
+    assert [r["epoch"] for r in rows] == [1, 2, 3] and [r["honest"] for r in rows] == [False, False, True]
+    assert rows[-1]["full"] == summarise(honest_exp, honest, datasets=datasets)["full"]
+    assert "3 (honest)" in write_report(summary, tmp_path)["markdown"].read_text()
+    assert "fixed_epochs" not in summarise(honest_exp, honest, datasets=datasets)
+
+
 def test_au_task_uses_logits_with_pos_weight():
     targets = np.array([[1, 0], [0, 0], [0, 0], [1, 1]], np.float32)
     crit = loso.loss_function(Experiment(task="au", **TINY), targets, 2)
