@@ -51,6 +51,21 @@ def test_the_fit_is_the_penalised_optimum(task):
     assert np.abs(w).max() > 0.1  # and not the trivial point
 
 
+def test_many_aus_on_finely_pooled_features_fit_with_two_threads():
+    # 2x2 pooling: 588 features per AU, solved as a batch; batched LU failed here (MKL, 2 threads).
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(140, 588))
+    y = (x[:, :4] + rng.normal(size=(140, 4)) > 0.5).astype(np.int64)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        w, b = linear_fit.solve(x, y, "au", 0.01, 4)
+    finally:
+        torch.set_num_threads(threads)
+    gw, gb = _objective_gradient(x, y, "au", 0.01, w, b)
+    assert np.abs(gw).max() < 1e-6 and np.abs(gb).max() < 1e-6
+
+
 def test_an_au_constant_in_training_never_or_always_fires():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 5))
