@@ -121,16 +121,22 @@ def _calibrator(trt, maps: np.ndarray, cache: Path):
     return Calibrator()
 
 
+def check_engine_version(path, installed: str) -> None:
+    """Refuse, by the version in its cache name (engine_path), an engine built by another
+    TensorRT version: deserialising one fails or misbehaves."""
+    m = re.search(r"-trt([0-9.]+)\.engine$", Path(path).name)
+    if m and m.group(1) != installed:
+        raise ValueError(f"load_engine: {Path(path).name} was built by TensorRT {m.group(1)}, this is "
+                         f"{installed}; rebuild it with build_engine")
+
+
 def load_engine(path):
     """Deserialise an engine; one built by another TensorRT version is refused by name."""
     trt = _require()
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"load_engine: {path} does not exist")
-    m = re.search(r"-trt([0-9.]+)\.engine$", path.name)
-    if m and m.group(1) != trt.__version__:
-        raise ValueError(f"load_engine: {path.name} was built by TensorRT {m.group(1)}, this is "
-                         f"{trt.__version__}; rebuild it with build_engine")
+    check_engine_version(path, trt.__version__)
     runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
     engine = runtime.deserialize_cuda_engine(path.read_bytes())
     if engine is None:

@@ -9,7 +9,7 @@ ort = pytest.importorskip("onnxruntime")
 from microexp.export.metadata import REQUIRED, parse
 from microexp.export.onnx_export import PARITY_TOLERANCE, export_onnx
 from microexp.export.quantize import quantize_int8
-from microexp.export.tensorrt_build import TensorRTUnavailable, build_engine, load_engine
+from microexp.export.tensorrt_build import TensorRTUnavailable, build_engine, check_engine_version, load_engine
 from microexp.training.checkpoint import save_checkpoint, save_stream_checkpoint
 from microexp.training.experiment import Experiment, build_model
 from microexp.training.models import CnnLstm
@@ -144,6 +144,14 @@ def test_tensorrt_fails_with_a_clear_message_without_gpu(checkpoints, tmp_path):
         build_engine(path, "fp16")
     with pytest.raises(TensorRTUnavailable):
         load_engine(tmp_path / "x.engine")
+
+
+def test_an_engine_of_another_tensorrt_version_is_refused_by_name():
+    # The check load_engine makes before deserialising, reachable without a GPU.
+    check_engine_version("emotion_edge-ab12-fp16-NVIDIA-H100-trt10.3.0.engine", "10.3.0")
+    check_engine_version("hand-built.engine", "10.3.0")  # no version in the name: TensorRT decides
+    with pytest.raises(ValueError, match="built by TensorRT 8.6.1, this is 10.3.0"):
+        check_engine_version("emotion_edge-ab12-fp16-NVIDIA-H100-trt8.6.1.engine", "10.3.0")
 
 
 @pytest.mark.trt
