@@ -1,17 +1,28 @@
-"""Model backends behind one small interface: `OnnxModel(path).run(batch) -> logits`.
+"""Model backends behind one small interface: `open_model(path, backend)` gives a model with the
+metadata below, `run(batch) -> logits` and `bind() -> bound model` (the per-frame path).
 
-ONNX Runtime with the providers that are installed (TensorRT, CUDA, CPU, in that order of
-preference) unless told otherwise; the model's metadata_props configure the caller (labels,
-input encoding and scale, thresholds, streaming state)."""
+Backends: ONNX Runtime with the execution providers that are installed (TensorRT, CUDA, CPU, in
+that order of preference) or with one chosen; native TensorRT engines built from the same ONNX
+file (tensorrt_engine.py). The ONNX file's metadata_props configure the caller (labels, input
+encoding and scale, thresholds, streaming state) whichever backend runs it."""
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Mapping, Optional
 
 import numpy as np
 
 REQUIRED = ("task", "labels", "input_encoding", "input_scale", "output_kind")
+# 'auto': native TensorRT where the tensorrt package and an NVIDIA driver are present, else
+# ONNX Runtime with its best installed providers ('onnxruntime'); the ort-* names pin providers.
+BACKENDS = ("auto", "onnxruntime", "ort-cpu", "ort-cuda", "ort-tensorrt", "tensorrt")
+ORT_PROVIDERS = {
+    "ort-cpu": ["CPUExecutionProvider"],
+    "ort-cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "ort-tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
 
 
 def available_providers() -> List[str]:
@@ -21,7 +32,64 @@ def available_providers() -> List[str]:
     return [p for p in preferred if p in present]
 
 
-class OnnxModel:
+def open_model(path, backend: str = "auto", threads: int = 1, batch: Optional[int] = 1,
+               precision: str = "fp32", engine_cache=None):
+    """The model at `path` (a microexp ONNX file) on `backend` (one of BACKENDS). `threads`
+    applies to ONNX Runtime on CPU; `precision` and `engine_cache` to native TensorRT."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"model {path} does not exist")
+    if backend in ("tensorrt", "auto"):
+        from .tensorrt_engine import TensorRTModel, tensorrt_present
+        if backend == "tensorrt":
+            return TensorRTModel.from_onnx(path, precision, engine_cache, batch or 1)
+        if tensorrt_present():
+            try:
+                return TensorRTModel.from_onnx(path, precision, engine_cache, batch or 1)
+            except Exception as err:  # auto only: an installed but broken TensorRT falls back, loudly
+                warnings.warn(f"model {path}: native TensorRT failed ({err}); running it on ONNX Runtime")
+        backend = "onnxruntime"
+    providers = ORT_PROVIDERS.get(backend)
+    if providers:
+        available = available_providers()
+        if providers[0] not in available:
+            raise ValueError(f"backend {backend!r} needs ONNX Runtime's {providers[0]}, which this "
+                             f"install lacks (it has {available}); install onnxruntime-gpu on an "
+                             "NVIDIA machine")
+    return OnnxModel(path, threads, providers=providers, batch=batch)
+
+
+class ModelInfo:
+    """What a microexp model says about itself, read from its ONNX metadata_props."""
+    path: Path
+
+    def _read_metadata(self, props: Mapping[str, str]):
+        missing = [k for k in REQUIRED if k not in props]
+        if missing:
+            raise ValueError(f"model {self.path}: not a microexp model (metadata lacks {missing})")
+        self.meta: Dict[str, object] = dict(props)
+
+        def decoded(key, convert, default=None):
+            """A JSON metadata value; a malformed one is an error naming the file and the key."""
+            if key not in props:
+                return default
+            try:
+                return convert(json.loads(props[key]))
+            except (ValueError, TypeError) as err:
+                raise ValueError(f"model {self.path}: metadata '{key}' is malformed: {props[key]!r}") from err
+
+        self.task = props["task"]
+        self.labels: List[str] = decoded("labels", list)
+        self.encoding = props["input_encoding"]
+        self.scale = decoded("input_scale", float)
+        self.flow_method = props.get("flow_method", "")
+        self.thresholds = decoded("thresholds", lambda v: np.asarray(v, np.float32))
+        self.state_size = decoded("state_size", int, 0)
+        self.spot_threshold = decoded("spot_threshold", float)
+
+
+class OnnxModel(ModelInfo):
     def __init__(self, path, threads: int = 1, providers: Optional[List[str]] = None,
                  batch: Optional[int] = None):
         """`batch`: fix a dynamic batch dimension to this size, which lets ONNX Runtime fold
@@ -48,29 +116,7 @@ class OnnxModel:
         if batch is not None and isinstance(batch_dim, str):
             self.session = open_session(batch_dim)
         self.batch = batch
-        props = self.session.get_modelmeta().custom_metadata_map
-        missing = [k for k in REQUIRED if k not in props]
-        if missing:
-            raise ValueError(f"model {self.path}: not a microexp model (metadata lacks {missing})")
-        self.meta: Dict[str, object] = dict(props)
-
-        def decoded(key, convert, default=None):
-            """A JSON metadata value; a malformed one is an error naming the file and the key."""
-            if key not in props:
-                return default
-            try:
-                return convert(json.loads(props[key]))
-            except (ValueError, TypeError) as err:
-                raise ValueError(f"model {self.path}: metadata '{key}' is malformed: {props[key]!r}") from err
-
-        self.task = props["task"]
-        self.labels: List[str] = decoded("labels", list)
-        self.encoding = props["input_encoding"]
-        self.scale = decoded("input_scale", float)
-        self.flow_method = props.get("flow_method", "")
-        self.thresholds = decoded("thresholds", lambda v: np.asarray(v, np.float32))
-        self.state_size = decoded("state_size", int, 0)
-        self.spot_threshold = decoded("spot_threshold", float)
+        self._read_metadata(self.session.get_modelmeta().custom_metadata_map)
         self.providers = self.session.get_providers()
 
     def bind(self, batch: int = 1) -> "BoundModel":

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -29,6 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .backends import BACKENDS
 from .flow import FAST_CROP, FAST_TRACK_LEVEL
 
 # In the checkout and in the installed package alike: <root>/training/faces next to edge/.
@@ -88,14 +90,15 @@ def _stats(samples):
             "p99": float(np.percentile(a, 99)), "mean": float(a.mean())}
 
 
-def run_ours(frames, flow: str, threads: int, crop: int = 224, track_level: int = 0):
-    """Per-stage latency statistics, the first face box, every frame's 28x28 HSV map, and
-    every frame's tracked box."""
+def run_ours(frames, flow: str, threads: int, crop: int = 224, track_level: int = 0,
+             backend: str = "auto", trt_precision: str = "fp32"):
+    """Per-stage latency statistics, the first face box, every frame's 28x28 HSV map, every
+    frame's tracked box, and where the AU model ran."""
     from .pipeline import Pipeline, PipelineConfig
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.filterwarnings("ignore", message=".*was trained on inputs made with.*")
         pipe = Pipeline(PipelineConfig(flow=flow, crop_size=crop, emotion_model=None, threads=threads, fps=200,
-                                       track_level=track_level))
+                                       track_level=track_level, backend=backend, trt_precision=trt_precision))
     first = pipe.process(frames[0])
     if not first.success:
         raise RuntimeError("bench: no face found in the synthetic frame")
@@ -106,7 +109,8 @@ def run_ours(frames, flow: str, threads: int, crop: int = 224, track_level: int 
         boxes.append(r.box)
         for k, v in r.latency_ms.items():
             stages.setdefault(k, []).append(v)
-    return {k: _stats(v) for k, v in stages.items()}, first.box, np.stack(maps), boxes
+    ran_on = ", ".join(pipe.au_model.providers)
+    return {k: _stats(v) for k, v in stages.items()}, first.box, np.stack(maps), boxes, ran_on
 
 
 def fidelity(maps, reference, strength):
@@ -173,15 +177,19 @@ def run_baseline(frames, box, threads: int):
     return {k: _stats(v) for k, v in stages.items()}, model_name, np.stack(maps)
 
 
-def run(frames_n: int, threads: int, fast_flow: str, fast_crop: int, fast_track_level: int = 0):
+def run(frames_n: int, threads: int, fast_flow: str, fast_crop: int, fast_track_level: int = 0,
+        backend: str = "auto", trt_precision: str = "fp32"):
     frames = samm_like_frames(frames_n)
     strength = planted_profile(frames_n)[1:]
-    ours, box, ref_maps, ref_boxes = run_ours(frames, "farneback", threads)
-    fast, _, fast_maps, fast_boxes = run_ours(frames, fast_flow, threads, fast_crop, fast_track_level)
+    ours, box, ref_maps, ref_boxes, ran_on = run_ours(frames, "farneback", threads, backend=backend,
+                                                      trt_precision=trt_precision)
+    fast, _, fast_maps, fast_boxes, _ = run_ours(frames, fast_flow, threads, fast_crop, fast_track_level,
+                                                 backend, trt_precision)
     base, model_name, base_maps = run_baseline(frames, box, threads)
     fast_name = f"ours_{fast_flow}@{fast_crop}" + (f"/track{fast_track_level}" if fast_track_level else "")
     return {"frames": frames_n - 1, "threads": threads, "cpu": platform.processor() or platform.machine(),
             "frame_size": [2040, 1088], "face_box": list(box), "baseline_model": model_name,
+            "backend": backend, "au_model_ran_on": ran_on,
             "baseline": base, "ours_reference": ours, fast_name: fast,
             "speedup_total_p50_reference": base["total"]["p50"] / ours["total"]["p50"],
             "speedup_total_p50_fast": base["total"]["p50"] / fast["total"]["p50"],
@@ -196,7 +204,8 @@ def print_table(report):
     cols = [k for k in report if k.startswith("ours_") or k == "baseline"]
     print(f"{report['frames']} frames of {report['frame_size'][0]}x{report['frame_size'][1]}, face "
           f"{report['face_box'][2] - report['face_box'][0]} px, {report['threads']} thread(s); "
-          f"baseline model: {report['baseline_model']}")
+          f"baseline model: {report['baseline_model']}; our AU model on {report['au_model_ran_on']} "
+          f"(--backend {report['backend']})")
     w = max(30, max(len(c) for c in cols) + 2)  # column width: the longest name and a gap
     head = f"{'stage':10s}" + "".join(f"{c:>{w}s}" for c in cols)
     print(head + "\n" + "-" * len(head))
@@ -230,6 +239,9 @@ def main(argv=None) -> int:
     p.add_argument("--fast-crop", type=int, default=FAST_CROP, help="the aligned crop size of the fast-mode column")
     p.add_argument("--fast-track-level", type=int, default=FAST_TRACK_LEVEL,
                    help="pyramid level the fast column's tracking stops at (0 full resolution, 1 half)")
+    p.add_argument("--backend", default="auto", choices=BACKENDS,
+                   help="where our columns' AU model runs (see microexp run --backend)")
+    p.add_argument("--trt-precision", default="fp32", choices=("fp32", "fp16", "int8"))
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if not 0 <= args.fast_track_level <= 4:
@@ -238,6 +250,11 @@ def main(argv=None) -> int:
         p.error("--frames must be at least 3")
     if args.fast_crop < 28:
         p.error("--fast-crop must be at least 28")
-    report = run(args.frames, args.threads, args.fast_flow, args.fast_crop, args.fast_track_level)
+    try:
+        report = run(args.frames, args.threads, args.fast_flow, args.fast_crop, args.fast_track_level,
+                     args.backend, args.trt_precision)
+    except (ValueError, RuntimeError, FileNotFoundError) as err:  # TensorRTUnavailable is a RuntimeError
+        print(f"microexp bench: {err}", file=sys.stderr)
+        return 2
     print(json.dumps(report, indent=1)) if args.json else print_table(report)
     return 0

@@ -54,6 +54,8 @@ def run_command(argv) -> int:
     import json
     from pathlib import Path
 
+    from .backends import BACKENDS
+
     p = argparse.ArgumentParser(prog="microexp run", description="per-frame AU probabilities, motion and "
                                 "micro-expression events for a video, a folder of frames or a camera")
     p.add_argument("source", nargs="?", help="video file, folder of frames (SAMM/CASME II layout), camera "
@@ -84,6 +86,11 @@ def run_command(argv) -> int:
     p.add_argument("--detect-score", type=float, default=0.9,
                    help="lowest MTCNN score that starts a face track (default 0.9)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--backend", default="auto", choices=BACKENDS,
+                   help="where the models run: auto (native TensorRT where installed with an NVIDIA "
+                        "driver, else ONNX Runtime), onnxruntime, ort-cpu, ort-cuda, ort-tensorrt, tensorrt")
+    p.add_argument("--trt-precision", default="fp32", choices=("fp32", "fp16", "int8"),
+                   help="precision of native TensorRT engines (built on first use, then cached)")
     p.add_argument("--no-timeline", action="store_true", help="skip the PNG timeline")
     p.add_argument("--video", action="store_true", help="also write an annotated annotated.mp4")
     p.add_argument("--openface", action="store_true",
@@ -99,7 +106,7 @@ def run_command(argv) -> int:
     track_level = args.track_level if args.track_level is not None else (FAST_TRACK_LEVEL if fast else 0)
     overrides = dict(flow=args.flow, reference=args.reference, threads=args.threads,
                      detect_score=args.detect_score, crop_size=crop,
-                     track_level=track_level)
+                     track_level=track_level, backend=args.backend, trt_precision=args.trt_precision)
     if args.au_model:
         overrides["au_model"] = args.au_model
     if args.emotion_model:

@@ -20,7 +20,7 @@ import numpy as np
 
 from microexp import kernels
 
-from .backends import OnnxModel
+from .backends import BACKENDS, open_model
 from .detect import FaceDetector
 from .flow import FlowEstimator, describe, flow_matches
 from .frames import as_bgr
@@ -53,6 +53,12 @@ class PipelineConfig:
     # only from a detection at this score or above.
     detect_score: float = 0.9
     threads: int = 1
+    # Where the AU, emotion and spotter models run (backends.BACKENDS): 'auto' is native TensorRT
+    # where the tensorrt package and an NVIDIA driver are present, else ONNX Runtime. Face
+    # detection (MTCNN, reference frames only) stays on ONNX Runtime's CPU provider.
+    backend: str = "auto"
+    trt_precision: str = "fp32"  # native TensorRT engines: 'fp32' | 'fp16' | 'int8'
+    engine_cache: Optional[str] = None  # native TensorRT engines' folder (default: ~/.cache/microexp/engines)
     spot_k: float = 9.0  # chosen on a synthetic development set (seed 11), see docs/synth.md
     spot_score: str = "motion_local"  # which score drives the interval detector ('learned': the spotter model's)
     # A streaming spotting model (one step per frame with its (h, c) state), e.g. the shipped
@@ -64,6 +70,10 @@ class PipelineConfig:
     return_uvs28: bool = False
 
     def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise ValueError(f"PipelineConfig: backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.trt_precision not in ("fp32", "fp16", "int8"):
+            raise ValueError(f"PipelineConfig: trt_precision must be fp32, fp16 or int8, got {self.trt_precision!r}")
         if self.reference not in REFERENCE_MODES:
             raise ValueError(f"PipelineConfig: reference must be one of {REFERENCE_MODES}, got {self.reference!r}")
         if self.spot_score not in ("motion", "motion_upper", "motion_lower", "motion_local", "learned"):
@@ -110,10 +120,14 @@ class Pipeline:
         self.config = c = config or PipelineConfig()
         self.detector = FaceDetector(min_face=c.min_face, threads=c.threads)
         self.flow = FlowEstimator(c.flow)
-        # One frame at a time: a fixed batch of 1 lets ONNX Runtime fold the shape arithmetic.
-        self.au_model = OnnxModel(c.au_model, c.threads, batch=1) if c.au_model else None
-        self.emotion_model = OnnxModel(c.emotion_model, c.threads, batch=1) if c.emotion_model else None
-        self.spotter_model = OnnxModel(c.spotter_model, c.threads, batch=1) if c.spotter_model else None
+        # One frame at a time: a fixed batch of 1 lets ONNX Runtime fold the shape arithmetic
+        # and TensorRT tune its engine for it.
+        def model(path):
+            return open_model(path, c.backend, c.threads, batch=1, precision=c.trt_precision,
+                              engine_cache=c.engine_cache) if path else None
+        self.au_model = model(c.au_model)
+        self.emotion_model = model(c.emotion_model)
+        self.spotter_model = model(c.spotter_model)
         if self.spotter_model is not None and (self.spotter_model.task != "spotting"
                                                or not self.spotter_model.state_size
                                                or "none" not in self.spotter_model.labels):

@@ -1,13 +1,14 @@
 """TensorRT engines from our ONNX files (FP32, FP16, INT8 with a calibrator fed by realistic
-encoded inputs), cached by GPU model and TensorRT version. Needs an NVIDIA GPU and the
+encoded inputs), cached by model hash, precision, batch, GPU model and TensorRT version. Needs an NVIDIA GPU and the
 `tensorrt` package (the [trt] extra); without them every entry point raises TensorRTUnavailable
 with the reason."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
-from typing import Optional
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -44,14 +45,15 @@ def gpu_name() -> str:
     return out.strip().splitlines()[0]
 
 
-def engine_path(onnx_path, precision: str, cache_dir=None) -> Path:
-    """Cache key: ONNX content hash, precision, GPU model, TensorRT version."""
+def engine_path(onnx_path, precision: str, cache_dir=None, batch: int = 8) -> Path:
+    """Cache key: ONNX content hash, precision, the batch the profile is tuned for, GPU model,
+    TensorRT version."""
     trt = _require()
     onnx_path = Path(onnx_path)
     digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()[:16]
     gpu = re.sub(r"[^A-Za-z0-9]+", "-", gpu_name()).strip("-")
     cache = Path(cache_dir) if cache_dir else onnx_path.parent / "engines"
-    return cache / f"{onnx_path.stem}-{digest}-{precision}-{gpu}-trt{trt.__version__}.engine"
+    return cache / f"{onnx_path.stem}-{digest}-{precision}-b{batch}-{gpu}-trt{trt.__version__}.engine"
 
 
 def build_engine(onnx_path, precision: str = "fp16", cache_dir=None, batch: int = 8,
@@ -59,7 +61,7 @@ def build_engine(onnx_path, precision: str = "fp16", cache_dir=None, batch: int 
     if precision not in PRECISIONS:
         raise ValueError(f"build_engine: precision must be one of {PRECISIONS}, got {precision!r}")
     trt = _require()
-    path = engine_path(onnx_path, precision, cache_dir)
+    path = engine_path(onnx_path, precision, cache_dir, batch)
     if path.is_file():
         return path
     logger = trt.Logger(trt.Logger.WARNING)
@@ -81,7 +83,7 @@ def build_engine(onnx_path, precision: str = "fp16", cache_dir=None, batch: int 
         config.set_flag(trt.BuilderFlag.FP16)
     if precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)
-        config.int8_calibrator = _calibrator(trt, realistic_inputs(encoding or "uvs28", calibration_samples),
+        config.int8_calibrator = _calibrator(trt, calibration_feeds(onnx_path, calibration_samples, encoding),
                                              path.with_suffix(".calib"))
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
@@ -93,24 +95,48 @@ def build_engine(onnx_path, precision: str = "fp16", cache_dir=None, batch: int 
     return path
 
 
-def _calibrator(trt, maps: np.ndarray, cache: Path):
-    import torch  # device buffers for the calibrator
+def calibration_feeds(onnx_path, samples: int, encoding: Optional[str] = None) -> Dict[str, np.ndarray]:
+    """What INT8 calibration feeds each input, as the model sees it at run time: realistic
+    encoded maps times the model's input_scale (its metadata), zero (h, c) for a streaming
+    model (a sequence's first step)."""
+    import onnx
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    meta = {p.key: p.value for p in model.metadata_props}
+    scale = float(json.loads(meta.get("input_scale", "1")))
+    maps = realistic_inputs(encoding or meta.get("input_encoding", "uvs28"), samples) * np.float32(scale)
+    feeds = {"input": maps}
+    state = int(json.loads(meta.get("state_size", "0")))
+    for name in ("h", "c") if state else ():
+        feeds[name] = np.zeros((samples, state), np.float32)
+    return feeds
+
+
+def _calibrator(trt, feeds: Dict[str, np.ndarray], cache: Path):
+    """Entropy calibration over `feeds`, one sample at a time, copied to the device through the
+    CUDA driver (no torch or pycuda needed)."""
+    from microexp.edge.cuda_driver import CudaDriver
 
     class Calibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self):
             super().__init__()
             self.i = 0
-            self.buf = torch.empty((1, 3, 28, 28), device="cuda")
+            self.count = len(feeds["input"])
+            self.driver = CudaDriver()
+            self.host = {name: np.empty((1,) + v.shape[1:], np.float32) for name, v in feeds.items()}
+            self.device = {name: self.driver.alloc(h.nbytes) for name, h in self.host.items()}
 
         def get_batch_size(self):
             return 1
 
         def get_batch(self, names):
-            if self.i >= len(maps):
+            if self.i >= self.count:
                 return None
-            self.buf.copy_(torch.from_numpy(maps[self.i:self.i + 1]))
+            for name, host in self.host.items():
+                host[:] = feeds[name][self.i:self.i + 1]
+                self.driver.to_device(self.device[name], host)
+            self.driver.synchronize()
             self.i += 1
-            return [int(self.buf.data_ptr())]
+            return [self.device[name] for name in names]
 
         def read_calibration_cache(self):
             return cache.read_bytes() if cache.is_file() else None

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,9 +8,10 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
 from microexp.export.metadata import REQUIRED, parse
-from microexp.export.onnx_export import PARITY_TOLERANCE, export_onnx
+from microexp.export.onnx_export import PARITY_TOLERANCE, export_onnx, realistic_inputs
 from microexp.export.quantize import quantize_int8
-from microexp.export.tensorrt_build import TensorRTUnavailable, build_engine, check_engine_version, load_engine
+from microexp.export.tensorrt_build import (TensorRTUnavailable, build_engine, calibration_feeds, check_engine_version,
+                                           load_engine)
 from microexp.training.checkpoint import save_checkpoint, save_stream_checkpoint
 from microexp.training.experiment import Experiment, build_model
 from microexp.training.models import CnnLstm
@@ -144,6 +146,18 @@ def test_tensorrt_fails_with_a_clear_message_without_gpu(checkpoints, tmp_path):
         build_engine(path, "fp16")
     with pytest.raises(TensorRTUnavailable):
         load_engine(tmp_path / "x.engine")
+
+
+def test_int8_calibration_feeds_what_the_model_sees_at_run_time():
+    # The runtime scales encoder values 0..255 by the model's input_scale before the model; so
+    # must calibration, and a streaming model needs its (h, c) fed too.
+    models = Path(__file__).resolve().parents[2] / "edge" / "models"
+    feeds = calibration_feeds(models / "au_edge.onnx", 4)
+    assert list(feeds) == ["input"] and feeds["input"].shape == (4, 3, 28, 28)
+    assert 0.2 < feeds["input"].max() <= 1.0
+    np.testing.assert_allclose(feeds["input"], realistic_inputs("hsv28", 4) / 255, rtol=1e-6)
+    stream = calibration_feeds(models / "spotter.onnx", 4)
+    assert list(stream) == ["input", "h", "c"] and stream["h"].shape == (4, 64) and not stream["c"].any()
 
 
 def test_an_engine_of_another_tensorrt_version_is_refused_by_name():
