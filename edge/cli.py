@@ -85,6 +85,10 @@ def run_command(argv) -> int:
                    help="fixed detector threshold (default: the spotter model's for 'learned', else baseline + k MAD)")
     p.add_argument("--detect-score", type=float, default=0.9,
                    help="lowest MTCNN score that starts a face track (default 0.9)")
+    p.add_argument("--face", default="largest",
+                   help="which face to track: largest (default), central (nearest the frame centre), or X,Y "
+                        "(the face at that pixel of the first frame); unless largest, a lost track is "
+                        "re-acquired on the face nearest where it was lost")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--backend", default="auto", choices=BACKENDS,
                    help="where the models run: auto (native TensorRT where installed with an NVIDIA "
@@ -105,7 +109,7 @@ def run_command(argv) -> int:
     crop = args.crop or (FAST_CROP if fast else 224)
     track_level = args.track_level if args.track_level is not None else (FAST_TRACK_LEVEL if fast else 0)
     overrides = dict(flow=args.flow, reference=args.reference, threads=args.threads,
-                     detect_score=args.detect_score, crop_size=crop,
+                     detect_score=args.detect_score, crop_size=crop, face=args.face,
                      track_level=track_level, backend=args.backend, trt_precision=args.trt_precision)
     if args.au_model:
         overrides["au_model"] = args.au_model

@@ -52,6 +52,11 @@ class PipelineConfig:
     # lettering in a no-face video), real faces score >= 0.94 (docs/runtime.md). A track starts
     # only from a detection at this score or above.
     detect_score: float = 0.9
+    # Which face is tracked: 'largest'; 'central' (nearest the frame centre, e.g. a kiosk's
+    # user); or 'X,Y', the face at (nearest) that pixel of the first frame. Unless 'largest',
+    # re-detection after a tracking loss takes the face nearest where the track was lost, so
+    # the chosen person is followed.
+    face: str = "largest"
     threads: int = 1
     # Where the AU, emotion and spotter models run (backends.BACKENDS): 'auto' is native TensorRT
     # where the tensorrt package and an NVIDIA driver are present, else ONNX Runtime. Face
@@ -80,6 +85,7 @@ class PipelineConfig:
             raise ValueError(f"PipelineConfig: spot_score {self.spot_score!r} is neither a motion score nor 'learned'")
         if self.spot_score == "learned" and not self.spotter_model:
             raise ValueError("PipelineConfig: spot_score 'learned' needs a spotter_model")
+        self.face_point()  # validates
         if not 0.0 <= self.detect_score <= 1.0:
             raise ValueError(f"PipelineConfig: detect_score must be within 0..1, got {self.detect_score!r}")
         if self.crop_size < 28:
@@ -88,6 +94,18 @@ class PipelineConfig:
             raise ValueError(f"PipelineConfig: track_level must be 0 to 4, got {self.track_level!r}")
         if self.track_level and self.match_mode != "pyramid":
             raise ValueError(f"PipelineConfig: track_level > 0 needs match_mode 'pyramid', got {self.match_mode!r}")
+
+
+    def face_point(self) -> Optional[Tuple[float, float]]:
+        """(x, y) of a face given as 'X,Y'; None for 'largest' and 'central'."""
+        if self.face in ("largest", "central"):
+            return None
+        try:
+            x, y = (float(v) for v in self.face.split(","))
+        except ValueError:
+            raise ValueError(f"PipelineConfig: face must be 'largest', 'central' or 'X,Y' pixel "
+                             f"coordinates, got {self.face!r}") from None
+        return x, y
 
 
 @dataclass
@@ -180,8 +198,8 @@ class Pipeline:
         faces = [f for f in self.detector.detect(frame) if f.score >= self.config.detect_score]
         if not faces:
             return False
-        f = faces[0]  # the largest face
         h, w = frame.shape[:2]
+        f = self._choose(faces, w, h)
         x1, y1 = int(max(0, np.floor(f.box[0]))), int(max(0, np.floor(f.box[1])))
         x2, y2 = int(min(w, np.ceil(f.box[2]))), int(min(h, np.ceil(f.box[3])))
         if x2 - x1 < 16 or y2 - y1 < 16:
@@ -197,6 +215,22 @@ class Pipeline:
         # Landmarks on the 28x28 grid of the crop, for the emotion model's region composite.
         self.landmarks28 = (f.landmarks - [x1, y1]) / [x2 - x1, y2 - y1] * 28.0
         return True
+
+    def _choose(self, faces, w: int, h: int):
+        """The face to track among detections (largest first), by PipelineConfig.face."""
+        c = self.config
+        if c.face == "largest":
+            return faces[0]
+        if self.box is not None:  # re-acquiring: stay with the person whose track was lost
+            target = ((self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2)
+        else:
+            target = c.face_point() or (w / 2, h / 2)
+
+        def rank(f):
+            x1, y1, x2, y2 = f.box
+            inside = x1 <= target[0] <= x2 and y1 <= target[1] <= y2
+            return (not inside, (target[0] - (x1 + x2) / 2) ** 2 + (target[1] - (y1 + y2) / 2) ** 2)
+        return min(faces, key=rank)
 
     def process(self, frame: np.ndarray, index: Optional[int] = None,
                 timestamp: Optional[float] = None) -> FrameResult:

@@ -307,3 +307,47 @@ def test_the_shipped_learned_spotter_finds_the_planted_event(clip):
     assert len(events) == 1
     assert interval_iou((events[0].onset_frame, events[0].offset_frame), EVENT) >= 0.5
     assert EVENT[0] <= events[0].apex_frame <= EVENT[1]
+
+
+def two_faces():
+    """A 1200x600 frame with the portrait twice: a large face on the left, a small one right."""
+    from .clip import PHOTO
+    img = cv2.imread(str(PHOTO))
+    canvas = np.full((600, 1200, 3), 90, np.uint8)
+    canvas[40:552, 40:552] = cv2.resize(img, (512, 512))
+    canvas[150:450, 800:1100] = cv2.resize(img, (300, 300))
+    return canvas
+
+
+def test_the_tracked_face_is_the_largest_or_the_chosen_one(tmp_path, capsys):
+    frame = two_faces()
+
+    def centre_x(face):
+        pipe = Pipeline(PipelineConfig(emotion_model=None, au_model=None, face=face))
+        r = pipe.process(frame)
+        assert r.success
+        return (r.box[0] + r.box[2]) / 2, pipe
+
+    assert centre_x("largest")[0] < 600
+    assert centre_x("930,220")[0] > 600  # a point on the small face
+    assert centre_x("1150,580")[0] > 600  # on no face: the nearest one
+    assert centre_x("100,300")[0] < 600
+    # 'central': the frame's centre (600, 300) is nearer the small face's centre here.
+    x, pipe = centre_x("central")
+    assert x > 600
+    # After a tracking loss the chosen person is re-acquired, not the largest face.
+    pipe.reset_track()
+    r = pipe.process(frame)
+    assert r.success and (r.box[0] + r.box[2]) / 2 > 600
+    # A new stream starts from the configured choice again; 'largest' re-acquires the largest.
+    big = Pipeline(PipelineConfig(emotion_model=None, au_model=None))
+    big.process(frame)
+    big.reset_track()
+    box = big.process(frame).box
+    assert (box[0] + box[2]) / 2 < 600
+    for bad in ("left", "1,2,3", "x,1"):
+        with pytest.raises(ValueError, match="face must be 'largest', 'central' or 'X,Y'"):
+            PipelineConfig(face=bad)
+    cv2.imwrite(str(tmp_path / "two.png"), frame)
+    assert main(["run", str(tmp_path / "two.png"), "--out", str(tmp_path / "out"), "--face", "left"]) == 2
+    assert "face must be" in capsys.readouterr().err
