@@ -72,6 +72,8 @@ def run_command(argv) -> int:
     p.add_argument("--reference", default="fixed", choices=("fixed", "lag", "refresh"))
     p.add_argument("--fps", type=float, help="override the source's frame rate (folders default to 200)")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--loop", action="store_true", help="start a file or folder again at its end "
+                   "(demos, soak tests; stop with --max-frames or Ctrl-C)")
     p.add_argument("--au-model", help="ONNX AU model (default: the shipped one)")
     p.add_argument("--emotion-model", help="ONNX emotion model (default: the shipped one; 'none' to skip)")
     p.add_argument("--spotter-model", nargs="?", const="default",
@@ -103,7 +105,7 @@ def run_command(argv) -> int:
     from .outputs import EventWriter, FrameWriter
     from .timeline import Timeline
     from .pipeline import Pipeline, PipelineConfig
-    from .sources import FrameSource
+    from .sources import FrameSource, SourceLost
     from .flow import FAST_CROP, FAST_TRACK_LEVEL
     fast = args.flow == "farneback-fast"
     crop = args.crop or (FAST_CROP if fast else 224)
@@ -126,7 +128,7 @@ def run_command(argv) -> int:
         print(f"microexp run: no source given, analysing the sample clip {args.source}", file=sys.stderr)
     try:
         pipe = Pipeline(PipelineConfig(**overrides))
-        source = FrameSource(args.source, fps=args.fps)
+        source = FrameSource(args.source, fps=args.fps, loop=args.loop)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"microexp run: {err}", file=sys.stderr)
         return 2
@@ -136,12 +138,12 @@ def run_command(argv) -> int:
     spotting = pipe.spotter_model.labels if pipe.spotter_model else []
     frames_path = out / f"frames.{args.format}"
     try:
-        total = len(source)
+        total = None if args.loop else len(source)
     except TypeError:
         total = None
     if args.max_frames:
         total = min(total, args.max_frames) if total else args.max_frames
-    done = lost = 0
+    done = lost = status = 0
     timeline = Timeline(au_names)
     thresholds = pipe.au_model.thresholds if (args.openface and pipe.au_model) else None
     video = None
@@ -168,6 +170,10 @@ def run_command(argv) -> int:
                     break
         except KeyboardInterrupt:
             print("\ninterrupted: the rows written so far are complete", file=sys.stderr)
+            status = 130
+        except SourceLost as err:
+            print(f"\nmicroexp run: {err}; the rows written so far are complete", file=sys.stderr)
+            status = 1
         finally:
             events.close()
             source.close()
@@ -180,8 +186,10 @@ def run_command(argv) -> int:
         summary["video"] = str(video.path)
     if not args.no_timeline and done >= 2:
         summary["timeline"] = str(timeline.save(out / "timeline.png", truth=_annotation(args.source, source.fps)))
+    if source.skipped:
+        summary["unreadable_images"] = len(source.skipped)
     print(json.dumps(summary))
-    return 0
+    return status
 
 
 def _annotation(source: str, fps: float):

@@ -205,6 +205,7 @@ class Pipeline:
         if x2 - x1 < 16 or y2 - y1 < 16:
             return False
         self.box = (x1, y1, x2, y2)
+        self._frame_size = frame.shape[:2]
         self.template = np.ascontiguousarray(frame[y1:y2, x1:x2])
         # What align_crop searches with: the template prepared once for the pyramid search.
         self.tracked = kernels.TemplateMatcher(self.template) if self.config.match_mode == "pyramid" else self.template
@@ -242,6 +243,11 @@ class Pipeline:
         t0 = time.perf_counter()
         frame = as_bgr(frame, "Pipeline")
         confidence = 1.0
+        if self.template is not None and frame.shape[:2] != self._frame_size:
+            # A new frame size (a camera switching mode, a resized stream): the template and
+            # box belong to the old one, so the face is detected afresh.
+            self.reset_track()
+            self.box = None
         if self.template is None:
             found = self._acquire(frame)
             lat["detect"] = (time.perf_counter() - t0) * 1e3

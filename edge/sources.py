@@ -3,11 +3,17 @@ V4L2 devices, RTSP and GStreamer pipelines, named with the URIs Jetson users kno
 (csi://0, v4l2:///dev/video0, /dev/video0, rtsp://..., file://clip.mp4, a path, a folder).
 
 Every frame comes with its index and a timestamp in seconds: frame / fps for files and
-folders, wall-clock time since the first frame for live sources."""
+folders, wall-clock time since the first frame for live sources.
+
+Faults: a live source that stops delivering (camera unplugged, stream dropped) is reopened a
+bounded number of times, then SourceLost is raised; a file ends at its last readable frame
+(a truncated video); an unreadable image in a folder is skipped with a warning, the frame
+numbering kept."""
 from __future__ import annotations
 
 import re
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, List, Optional, Union
@@ -16,6 +22,10 @@ import cv2
 import numpy as np
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+
+
+class SourceLost(RuntimeError):
+    """A live source stopped delivering frames and could not be reopened."""
 
 
 @dataclass
@@ -35,33 +45,39 @@ class FrameSource:
     """Iterate with `for frame in source`; `len(source)` is known for files and folders."""
 
     def __init__(self, uri: Union[str, int, Path], fps: Optional[float] = None,
-                 width: Optional[int] = None, height: Optional[int] = None):
+                 width: Optional[int] = None, height: Optional[int] = None, loop: bool = False,
+                 reconnect_attempts: int = 5, reconnect_delay_s: float = 1.0):
+        """`loop`: start a file or folder again at its end (demos, soak tests); timestamps keep
+        increasing. `reconnect_attempts`, `reconnect_delay_s`: how often, and how far apart, a
+        live source that stopped delivering is reopened before SourceLost."""
         self.uri = str(uri)
         self.live = False
+        self.loop = loop
+        self.reconnect_attempts, self.reconnect_delay_s = int(reconnect_attempts), float(reconnect_delay_s)
         self.files: List[Path] = []
         self.capture = None
+        self.skipped: List[Path] = []  # unreadable images of a folder
+        self._open = None  # reopens a live source
         text = self.uri
         if isinstance(uri, int) or text.isdigit():
-            self.capture = cv2.VideoCapture(int(text))
-            self.live = True
+            self._open = lambda: cv2.VideoCapture(int(text))
         elif text.startswith("csi://"):
             sensor = int(text[len("csi://"):] or 0)
             w, h, r = width or 1280, height or 720, int(fps or 30)
             pipeline = (f"nvarguscamerasrc sensor-id={sensor} ! video/x-raw(memory:NVMM),width={w},"
                         f"height={h},framerate={r}/1 ! nvvidconv ! video/x-raw,format=BGRx ! "
                         "videoconvert ! video/x-raw,format=BGR ! appsink drop=1")
-            self.capture = cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)
-            self.live = True
+            self._open = lambda: cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)
         elif text.startswith("v4l2://") or text.startswith("/dev/video"):
             device = text[len("v4l2://"):] if text.startswith("v4l2://") else text
-            self.capture = cv2.VideoCapture(device, cv2.CAP_V4L2)
-            self.live = True
+            self._open = lambda: cv2.VideoCapture(device, cv2.CAP_V4L2)
         elif "!" in text:  # a GStreamer pipeline string
-            self.capture = cv2.VideoCapture(text, cv2.CAP_GSTREAMER)
-            self.live = True
+            self._open = lambda: cv2.VideoCapture(text, cv2.CAP_GSTREAMER)
         elif re.match(r"^(rtsp|rtp|http|https)://", text):
-            self.capture = cv2.VideoCapture(text)
+            self._open = lambda: cv2.VideoCapture(text)
+        if self._open is not None:
             self.live = True
+            self.capture = self._open()
         else:
             path = Path(text[len("file://"):] if text.startswith("file://") else text)
             if path.is_dir():
@@ -95,23 +111,62 @@ class FrameSource:
         raise TypeError(f"source {self.uri}: a live source has no length")
 
     def __iter__(self) -> Iterator[Frame]:
-        if self.files:
-            for i, p in enumerate(self.files):
-                image = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
-                if image is None:
-                    raise ValueError(f"source {self.uri}: cannot read image {p}")
-                yield Frame(i, i / self.fps, image)
-            return
+        return self._live_frames() if self.live else self._recorded_frames()
+
+    def _recorded_frames(self) -> Iterator[Frame]:
+        """Files and folders, once or (loop) again and again; index and time run on."""
+        i = 0
+        while True:
+            start = i
+            if self.files:
+                for p in self.files:
+                    image = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+                    if image is None:
+                        if p not in self.skipped:
+                            self.skipped.append(p)
+                            warnings.warn(f"source {self.uri}: cannot read image {p}; skipped")
+                    else:
+                        yield Frame(i, i / self.fps, image)
+                    i += 1
+            else:
+                if i:
+                    self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                while True:
+                    ok, image = self.capture.read()
+                    if not ok:  # the end, or the first unreadable frame of a truncated file
+                        break
+                    yield Frame(i, i / self.fps, image)
+                    i += 1
+            if not self.loop or i == start or (self.files and len(self.skipped) == len(self.files)):
+                return
+
+    def _live_frames(self) -> Iterator[Frame]:
         start = None
         i = 0
         while True:
             ok, image = self.capture.read()
             if not ok:
-                break
+                image = self._reconnect()
             now = time.monotonic()
             start = now if start is None else start
-            yield Frame(i, (now - start) if self.live else i / self.fps, image)
+            yield Frame(i, now - start, image)
             i += 1
+
+    def _reconnect(self) -> np.ndarray:
+        """The next frame after reopening the source, or SourceLost after the attempts."""
+        for attempt in range(self.reconnect_attempts):
+            time.sleep(self.reconnect_delay_s)
+            self.capture.release()
+            self.capture = self._open()
+            if self.capture is not None and self.capture.isOpened():
+                ok, image = self.capture.read()
+                if ok:
+                    warnings.warn(f"source {self.uri}: stopped delivering frames; reopened "
+                                  f"(attempt {attempt + 1})")
+                    return image
+        raise SourceLost(f"source {self.uri}: stopped delivering frames and did not come back after "
+                         f"{self.reconnect_attempts} reopen attempts {self.reconnect_delay_s:g} s apart "
+                         "(camera unplugged or stream gone?)")
 
     def close(self):
         if self.capture is not None:

@@ -14,21 +14,60 @@ COLOURS = [(180, 119, 31), (14, 127, 255), (44, 160, 44), (40, 39, 214), (189, 1
 
 
 class Timeline:
-    """Collects per-frame values; `save(path)` draws them."""
+    """Collects per-frame values; `save(path)` draws them. Memory stays bounded however long
+    the run (a camera left on for days): past `capacity` points, neighbouring pairs merge into
+    one, keeping their maxima, so short peaks (a micro-expression is under half a second)
+    survive on the drawing, which is narrower than `capacity` pixels anyway."""
 
-    def __init__(self, au_names: Sequence[str], top: int = 5):
+    def __init__(self, au_names: Sequence[str], top: int = 5, capacity: int = 8192):
+        if capacity < 4 or capacity % 2:
+            raise ValueError(f"Timeline: capacity must be an even number >= 4, got {capacity}")
         self.au_names, self.top = list(au_names), top
-        self.t: List[float] = []
-        self.au: List[List[float]] = []
-        self.motion: List[float] = []
+        self.capacity = capacity
+        self._t = np.empty(capacity, np.float64)
+        self._au = np.empty((capacity, len(self.au_names)), np.float32)
+        self._motion = np.empty(capacity, np.float32)
+        self.n = 0  # points held
+        self.stride = 1  # frames per point
+        self._pending = 0  # frames merged into the newest point so far
         self.events: List[Tuple[float, float]] = []
 
+    @property
+    def t(self) -> np.ndarray:
+        return self._t[:self.n]
+
+    @property
+    def au(self) -> np.ndarray:
+        return self._au[:self.n]
+
+    @property
+    def motion(self) -> np.ndarray:
+        return self._motion[:self.n]
+
     def add(self, result):
-        self.t.append(result.timestamp)
-        self.au.append([result.au.get(n, np.nan) for n in self.au_names])
-        self.motion.append(result.motion.get("motion_local", np.nan))
+        au = [result.au.get(n, np.nan) for n in self.au_names]
+        motion = result.motion.get("motion_local", np.nan)
         if result.event is not None:
             self.events.append((result.event.onset_time, result.event.offset_time))
+        if self._pending:  # the newest point still takes frames: merge into it
+            i = self.n - 1
+            self._au[i] = np.fmax(self._au[i], au)
+            self._motion[i] = np.fmax(self._motion[i], motion)
+        else:
+            if self.n == self.capacity:
+                self._halve()
+            i = self.n
+            self._t[i], self._au[i], self._motion[i] = result.timestamp, au, motion
+            self.n += 1
+        self._pending = (self._pending + 1) % self.stride
+
+    def _halve(self):
+        """Merge neighbouring points pairwise (maxima, the first one's time)."""
+        half = self.capacity // 2
+        self._t[:half] = self._t[0::2]
+        self._au[:half] = np.fmax(self._au[0::2], self._au[1::2])
+        self._motion[:half] = np.fmax(self._motion[0::2], self._motion[1::2])
+        self.n, self.stride = half, self.stride * 2
 
     def save(self, path, truth: Optional[Sequence[Tuple[float, float]]] = None, size=(1400, 560)) -> Path:
         w, h = size
