@@ -351,3 +351,26 @@ def test_the_tracked_face_is_the_largest_or_the_chosen_one(tmp_path, capsys):
     cv2.imwrite(str(tmp_path / "two.png"), frame)
     assert main(["run", str(tmp_path / "two.png"), "--out", str(tmp_path / "out"), "--face", "left"]) == 2
     assert "face must be" in capsys.readouterr().err
+
+
+def test_a_tracked_frame_allocates_no_image_sized_buffer(clip):
+    # Crop, gray crop, flow and model inputs live in buffers made once; what a frame allocates
+    # is its result (dicts, a few small arrays). Traced: Python and NumPy memory, whose peak
+    # during one frame stays far below the smallest per-frame image (the 224x224 gray crop, 50 KB).
+    import tracemalloc
+    frames = [f.image for f in FrameSource(clip, fps=100)][:30]
+    with pytest.warns(UserWarning, match="trained on inputs made with"):
+        pipe = Pipeline.from_defaults()
+    for f in frames[:10]:
+        pipe.process(f)
+    tracemalloc.start()
+    try:
+        peaks = []
+        for f in frames[10:]:
+            tracemalloc.reset_peak()
+            before = tracemalloc.get_traced_memory()[0]
+            assert pipe.process(f).success
+            peaks.append(tracemalloc.get_traced_memory()[1] - before)
+    finally:
+        tracemalloc.stop()
+    assert max(peaks) < 32_000, peaks
