@@ -95,7 +95,6 @@ class PipelineConfig:
         if self.track_level and self.match_mode != "pyramid":
             raise ValueError(f"PipelineConfig: track_level > 0 needs match_mode 'pyramid', got {self.match_mode!r}")
 
-
     def face_point(self) -> Optional[Tuple[float, float]]:
         """(x, y) of a face given as 'X,Y'; None for 'largest' and 'central'."""
         if self.face in ("largest", "central"):
@@ -181,6 +180,7 @@ class Pipeline:
         self.template = None
         self.tracked = None
         self.box = None
+        self._frame_size = None  # (rows, cols) of the frames the track was made on
         self.reference = None
         self.landmarks28 = None
         self.history = deque()

@@ -78,10 +78,9 @@ class TensorRTModel(ModelInfo):
     @classmethod
     def from_onnx(cls, onnx_path, precision: str = "fp32", cache_dir=None, batch: int = 1) -> "TensorRTModel":
         """Build the engine (or reuse the cached one) and open it on GPU 0."""
-        from microexp.export.tensorrt_build import _require, build_engine, load_engine
+        from microexp.export.tensorrt_build import TensorRTUnavailable, _require, build_engine, load_engine
 
         from .cuda_driver import CudaDriver, CudaUnavailable
-        from microexp.export.tensorrt_build import TensorRTUnavailable
         onnx_path = Path(onnx_path)
         if not onnx_path.is_file():
             raise FileNotFoundError(f"model {onnx_path} does not exist")
@@ -180,8 +179,9 @@ class BoundEngine:
         return out
 
     def close(self):
-        """Release the device and page-locked memory now."""
+        """Release the device and page-locked memory now; the buffers go with it."""
         self._finalizer()
+        self.input = self.output = None
 
 
 def _release(driver, device_ptrs, host_arrays):
