@@ -20,6 +20,7 @@ _PTR = _c.c_uint64  # CUdeviceptr
 _SIGNATURES = {
     "cuInit": [_c.c_uint],
     "cuDeviceGet": [_c.POINTER(_c.c_int), _c.c_int],
+    "cuDeviceGetName": [_c.c_char_p, _c.c_int, _c.c_int],
     "cuDevicePrimaryCtxRetain": [_c.POINTER(_c.c_void_p), _c.c_int],
     "cuCtxSetCurrent": [_c.c_void_p],
     "cuMemAlloc_v2": [_c.POINTER(_PTR), _c.c_size_t],
@@ -53,6 +54,9 @@ class CudaDriver:
         self._call("cuInit", 0)
         dev = ctypes.c_int()
         self._call("cuDeviceGet", ctypes.byref(dev), device)
+        name = ctypes.create_string_buffer(256)
+        self._call("cuDeviceGetName", name, len(name), dev)
+        self.device_name = name.value.decode(errors="replace")  # e.g. 'NVIDIA H100 80GB HBM3', 'Orin'
         self._context = ctypes.c_void_p()
         self._call("cuDevicePrimaryCtxRetain", ctypes.byref(self._context), dev)
         self.make_current()

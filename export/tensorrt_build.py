@@ -4,6 +4,7 @@ encoded inputs), cached by model hash, precision, batch, GPU model and TensorRT 
 with the reason."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -35,14 +36,14 @@ def _require():
     return trt
 
 
+@functools.lru_cache(maxsize=1)
 def gpu_name() -> str:
-    import subprocess
+    """The GPU's name from the CUDA driver (nvidia-smi is missing on some Jetson images)."""
+    from microexp.edge.cuda_driver import CudaDriver, CudaUnavailable
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True, check=True, timeout=20).stdout
-    except (OSError, subprocess.SubprocessError) as err:
-        raise TensorRTUnavailable(f"no NVIDIA GPU visible (nvidia-smi: {err})") from err
-    return out.strip().splitlines()[0]
+        return CudaDriver().device_name
+    except (CudaUnavailable, RuntimeError) as err:
+        raise TensorRTUnavailable(f"no NVIDIA GPU visible ({err})") from err
 
 
 def engine_path(onnx_path, precision: str, cache_dir=None, batch: int = 8) -> Path:

@@ -57,3 +57,16 @@ def test_ctypes_signatures_match_cuda_h():
         assert proto, f"{base} not declared in {CUDA_H}"
         params = [p for p in proto.group(1).split(",") if p.strip() != "void"]
         assert [header_class(p) for p in params] == [ctypes_class(t) for t in argtypes], (name, proto.group(0))
+
+
+def test_without_a_driver_the_gpu_name_says_why():
+    from microexp.edge.tensorrt_engine import tensorrt_present
+    from microexp.export.tensorrt_build import TensorRTUnavailable, gpu_name
+    try:
+        ctypes.CDLL("libcuda.so.1")
+        pytest.skip("an NVIDIA driver is installed here")
+    except OSError:
+        pass
+    assert not tensorrt_present()
+    with pytest.raises(TensorRTUnavailable, match="no NVIDIA GPU visible .*libcuda.so.1"):
+        gpu_name()
