@@ -57,6 +57,7 @@ def soak(frames: int, source: str = str(SAMPLE), extra=(), interval_s: float = 0
                 break
             time.sleep(interval_s)
         stdout = child.stdout.read()
+        child.wait()  # the loop may leave between the child's exit and its reaping
         reader.join(timeout=5)
         seconds = time.monotonic() - start
     if child.returncode != 0:
