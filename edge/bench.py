@@ -30,6 +30,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from microexp.export.tensorrt_build import PRECISIONS
+
 from .backends import BACKENDS
 from .flow import FAST_CROP, FAST_TRACK_LEVEL
 
@@ -241,7 +243,7 @@ def main(argv=None) -> int:
                    help="pyramid level the fast column's tracking stops at (0 full resolution, 1 half)")
     p.add_argument("--backend", default="auto", choices=BACKENDS,
                    help="where our columns' AU model runs (see microexp run --backend)")
-    p.add_argument("--trt-precision", default="fp32", choices=("fp32", "fp16", "int8"))
+    p.add_argument("--trt-precision", default="fp32", choices=PRECISIONS)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if not 0 <= args.fast_track_level <= 4:

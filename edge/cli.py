@@ -54,6 +54,8 @@ def run_command(argv) -> int:
     import json
     from pathlib import Path
 
+    from microexp.export.tensorrt_build import PRECISIONS
+
     from .backends import BACKENDS
 
     p = argparse.ArgumentParser(prog="microexp run", description="per-frame AU probabilities, motion and "
@@ -95,7 +97,7 @@ def run_command(argv) -> int:
     p.add_argument("--backend", default="auto", choices=BACKENDS,
                    help="where the models run: auto (native TensorRT where installed with an NVIDIA "
                         "driver, else ONNX Runtime), onnxruntime, ort-cpu, ort-cuda, ort-tensorrt, tensorrt")
-    p.add_argument("--trt-precision", default="fp32", choices=("fp32", "fp16", "int8"),
+    p.add_argument("--trt-precision", default="fp32", choices=PRECISIONS,
                    help="precision of native TensorRT engines (built on first use, then cached)")
     p.add_argument("--no-timeline", action="store_true", help="skip the PNG timeline")
     p.add_argument("--video", action="store_true", help="also write an annotated annotated.mp4")

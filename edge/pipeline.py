@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from microexp import kernels
+from microexp.export.tensorrt_build import PRECISIONS
 
 from .backends import BACKENDS, open_model
 from .detect import FaceDetector
@@ -77,7 +78,7 @@ class PipelineConfig:
     def __post_init__(self):
         if self.backend not in BACKENDS:
             raise ValueError(f"PipelineConfig: backend must be one of {BACKENDS}, got {self.backend!r}")
-        if self.trt_precision not in ("fp32", "fp16", "int8"):
+        if self.trt_precision not in PRECISIONS:
             raise ValueError(f"PipelineConfig: trt_precision must be fp32, fp16 or int8, got {self.trt_precision!r}")
         if self.reference not in REFERENCE_MODES:
             raise ValueError(f"PipelineConfig: reference must be one of {REFERENCE_MODES}, got {self.reference!r}")
