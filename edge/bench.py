@@ -4,8 +4,8 @@ seed-style baseline, in one run, on SAMM-like 2040x1088 frames with a ~400 px fa
 Baseline per frame (what the seed project does, in OpenCV-Python): cv2.matchTemplate at full
 resolution on the BGR search region + minMaxLoc, crop, cv2.resize to 224, Farneback 224 (seed
 parameters), the NumPy/OpenCV HSV chain, and the seed's AU model (an HTNet of 0.58M
-parameters) in PyTorch eager when torch is installed (else the shipped AU model on ONNX
-Runtime). Ours: Pipeline.process with the native
+parameters) in PyTorch eager when the CLI finds torch installed (`baseline_model`; else the
+shipped AU model on ONNX Runtime). Ours: Pipeline.process with the native
 kernels (pyramid matching, encode_hsv28 into the model's buffer) and ONNX Runtime, in
 reference mode (Farneback with the seed parameters, native kernel, 224 px crop) and in a fast
 mode (by default the native Farneback fast preset on a 152 px crop, tracked at half
@@ -19,21 +19,14 @@ on the frames where it is at least half its peak, the Pearson correlation of eac
 """
 from __future__ import annotations
 
-import argparse
-import json
 import platform
-import sys
 import time
-import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from microexp.export.tensorrt_build import PRECISIONS
-
-from .backends import BACKENDS
-from .flow import FAST_CROP, FAST_TRACK_LEVEL
+from .config import MODELS
 
 # In the checkout and in the installed package alike: <root>/training/faces next to edge/.
 PHOTO = Path(__file__).resolve().parents[1] / "training" / "faces" / "astronaut.png"
@@ -97,10 +90,8 @@ def run_ours(frames, flow: str, threads: int, crop: int = 224, track_level: int 
     """Per-stage latency statistics, the first face box, every frame's 28x28 HSV map, every
     frame's tracked box, and where the AU model ran."""
     from .pipeline import Pipeline, PipelineConfig
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*was trained on inputs made with.*")
-        pipe = Pipeline(PipelineConfig(flow=flow, crop_size=crop, emotion_model=None, threads=threads, fps=200,
-                                       track_level=track_level, backend=backend, trt_precision=trt_precision))
+    pipe = Pipeline(PipelineConfig(flow=flow, crop_size=crop, emotion_model=None, threads=threads, fps=200,
+                                   track_level=track_level, backend=backend, trt_precision=trt_precision))
     first = pipe.process(frames[0])
     if not first.success:
         raise RuntimeError("bench: no face found in the synthetic frame")
@@ -128,37 +119,23 @@ def fidelity(maps, reference, strength):
             "min_r": float(min(rs))}
 
 
-def run_baseline(frames, box, threads: int):
-    from microexp.kernels import reference as seed
+def onnxruntime_baseline(threads: int):
+    """(name, infer) of the baseline's AU model when no PyTorch one is given: the shipped AU
+    model on ONNX Runtime."""
+    from .backends.ort import OnnxModel
+    model = OnnxModel(MODELS / "au_edge.onnx", threads)
+    return "onnxruntime (torch not installed)", model.run
 
-    from .backends import OnnxModel
-    from .pipeline import MODELS
+
+def run_baseline(frames, box, threads: int, baseline_model=None):
+    """`baseline_model`: (name, infer) where infer takes a float32 (1, 3, 28, 28) batch of
+    values 0..255; default onnxruntime_baseline."""
+    from microexp.kernels import reference as seed
     cv2.setNumThreads(threads)
     x1, y1, x2, y2 = box
     template = frames[0][y1:y2, x1:x2].copy()
     ref = cv2.cvtColor(cv2.resize(template, (224, 224)), cv2.COLOR_BGR2GRAY)
-    ort_model = OnnxModel(MODELS / "au_edge.onnx", threads)
-    try:
-        import torch
-
-        from microexp.training.models import HTNet
-        torch.set_num_threads(threads)
-        # The seed's AU model: an HTNet of this size, run in PyTorch eager. Its weights do not
-        # change its latency, and the baseline's AU outputs are not compared, so it is built
-        # fresh with the shipped model's number of outputs whatever that model is.
-        torch.manual_seed(0)
-        model = HTNet(num_classes=len(ort_model.labels), dim=64, heads=4, num_hierarchies=2,
-                      block_repeats=(2, 2)).eval()
-        model_name = "pytorch-eager HTNet (seed size)"
-
-        def infer(x):
-            with torch.no_grad():
-                return model(torch.from_numpy(x / 255.0).float()).numpy()
-    except ImportError:
-        model_name = "onnxruntime (torch not installed)"
-
-        def infer(x):
-            return ort_model.run(x)
+    model_name, infer = baseline_model or onnxruntime_baseline(threads)
     stages = {k: [] for k in ("align", "flow", "encode", "au_model", "total")}
     maps = []
     for f in frames[1:]:
@@ -180,14 +157,14 @@ def run_baseline(frames, box, threads: int):
 
 
 def run(frames_n: int, threads: int, fast_flow: str, fast_crop: int, fast_track_level: int = 0,
-        backend: str = "auto", trt_precision: str = "fp32"):
+        backend: str = "auto", trt_precision: str = "fp32", baseline_model=None):
     frames = samm_like_frames(frames_n)
     strength = planted_profile(frames_n)[1:]
     ours, box, ref_maps, ref_boxes, ran_on = run_ours(frames, "farneback", threads, backend=backend,
                                                       trt_precision=trt_precision)
     fast, _, fast_maps, fast_boxes, _ = run_ours(frames, fast_flow, threads, fast_crop, fast_track_level,
                                                  backend, trt_precision)
-    base, model_name, base_maps = run_baseline(frames, box, threads)
+    base, model_name, base_maps = run_baseline(frames, box, threads, baseline_model)
     fast_name = f"ours_{fast_flow}@{fast_crop}" + (f"/track{fast_track_level}" if fast_track_level else "")
     return {"frames": frames_n - 1, "threads": threads, "cpu": platform.processor() or platform.machine(),
             "frame_size": [2040, 1088], "face_box": list(box), "baseline_model": model_name,
@@ -231,32 +208,3 @@ def print_table(report):
     total = same.pop("frames")
     for name, count in same.items():
         print(f"face box of {name} equal to reference mode's on {count} of {total} frames")
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="microexp bench", description="per-frame latency, ours beside the seed-style baseline")
-    p.add_argument("--frames", type=int, default=100)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--fast-flow", default="farneback-fast", help="the flow of the fast-mode column")
-    p.add_argument("--fast-crop", type=int, default=FAST_CROP, help="the aligned crop size of the fast-mode column")
-    p.add_argument("--fast-track-level", type=int, default=FAST_TRACK_LEVEL,
-                   help="pyramid level the fast column's tracking stops at (0 full resolution, 1 half)")
-    p.add_argument("--backend", default="auto", choices=BACKENDS,
-                   help="where our columns' AU model runs (see microexp run --backend)")
-    p.add_argument("--trt-precision", default="fp32", choices=PRECISIONS)
-    p.add_argument("--json", action="store_true")
-    args = p.parse_args(argv)
-    if not 0 <= args.fast_track_level <= 4:
-        p.error("--fast-track-level must be 0 to 4")
-    if args.frames < 3:
-        p.error("--frames must be at least 3")
-    if args.fast_crop < 28:
-        p.error("--fast-crop must be at least 28")
-    try:
-        report = run(args.frames, args.threads, args.fast_flow, args.fast_crop, args.fast_track_level,
-                     args.backend, args.trt_precision)
-    except (ValueError, RuntimeError, FileNotFoundError) as err:  # TensorRTUnavailable is a RuntimeError
-        print(f"microexp bench: {err}", file=sys.stderr)
-        return 2
-    print(json.dumps(report, indent=1)) if args.json else print_table(report)
-    return 0

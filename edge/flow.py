@@ -43,12 +43,12 @@ def describe(method: str) -> str:
     return f"cv2.DISOpticalFlow preset {method.split('-')[1]}"
 
 
-def flow_matches(method: str, trained_with: str) -> bool:
-    """Whether `method` computes the flow a model's inputs were made with (its metadata text)."""
-    trained = trained_with.lower()
-    if "farneback" in trained:
-        return method in REFERENCE_EQUIVALENT
-    return method.split("-")[0] in trained
+def flow_token(method: str) -> str:
+    """The token a model's metadata names its training flow with (model_spec.py): methods
+    that make the same maps share one."""
+    if method not in METHODS:
+        raise ValueError(f"flow: method must be one of {METHODS}, got {method!r}")
+    return "farneback" if method in REFERENCE_EQUIVALENT else method
 
 
 class FlowEstimator:

@@ -9,103 +9,22 @@ the models' inputs (native kernels) -> AU probabilities, emotion, motion, events
 from __future__ import annotations
 
 import time
-import warnings
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import cv2
 import numpy as np
 
 from microexp import kernels
-from microexp.export.tensorrt_build import PRECISIONS
 
-from .backends import BACKENDS, open_model
+from .backends import open_model
+from .config import DEFAULT_SPOTTER, MODELS, PipelineConfig  # noqa: F401  (part of this module's API)
 from .detect import FaceDetector
-from .flow import FlowEstimator, describe, flow_matches
+from .flow import FlowEstimator, describe, flow_token
 from .frames import as_bgr
-from .sources import FrameSource
+from .sources import Frame, FrameSource
 from .spotting import Event, IntervalSpotter, region_motion
-
-MODELS = Path(__file__).parent / "models"
-# The learned spotter shipped for --spotter-model / --spot-score learned (docs/synth.md).
-DEFAULT_SPOTTER = MODELS / "spotter.onnx"
-REFERENCE_MODES = ("fixed", "lag", "refresh")
-
-
-@dataclass
-class PipelineConfig:
-    au_model: Optional[str] = str(MODELS / "au_edge.onnx")
-    emotion_model: Optional[str] = str(MODELS / "emotion_edge.onnx")
-    flow: str = "farneback"
-    crop_size: int = 224
-    margin: int = 40
-    match_mode: str = "pyramid"
-    track_level: int = 0  # pyramid level the tracking stops at: 0 full resolution, 1 half (faster)
-    track_threshold: float = 0.5  # NCC score below which the face is re-detected
-    reference: str = "fixed"  # 'fixed' | 'lag' | 'refresh'
-    lag_ms: float = 150.0  # 'lag': the reference is the frame this long ago
-    refresh_ms: float = 1000.0  # 'refresh': new reference after this long without an event
-    fps: float = 200.0  # used when the caller gives no timestamps
-    min_face: int = 40
-    # MTCNN's last stage passes candidates from 0.7; face-like texture gets there (0.73 on
-    # lettering in a no-face video), real faces score >= 0.94 (docs/runtime.md). A track starts
-    # only from a detection at this score or above.
-    detect_score: float = 0.9
-    # Which face is tracked: 'largest'; 'central' (nearest the frame centre, e.g. a kiosk's
-    # user); or 'X,Y', the face at (nearest) that pixel of the first frame. Unless 'largest',
-    # re-detection after a tracking loss takes the face nearest where the track was lost, so
-    # the chosen person is followed.
-    face: str = "largest"
-    threads: int = 1
-    # Where the AU, emotion and spotter models run (backends.BACKENDS): 'auto' is native TensorRT
-    # where the tensorrt package and an NVIDIA driver are present, else ONNX Runtime. Face
-    # detection (MTCNN, reference frames only) stays on ONNX Runtime's CPU provider.
-    backend: str = "auto"
-    trt_precision: str = "fp32"  # native TensorRT engines: 'fp32' | 'fp16' | 'int8'
-    engine_cache: Optional[str] = None  # native TensorRT engines' folder (default: ~/.cache/microexp/engines)
-    spot_k: float = 9.0  # chosen on a synthetic development set (seed 11), see docs/synth.md
-    spot_score: str = "motion_local"  # which score drives the interval detector ('learned': the spotter model's)
-    # A streaming spotting model (one step per frame with its (h, c) state), e.g. the shipped
-    # DEFAULT_SPOTTER: per-frame probabilities in FrameResult.spotting. Off by default.
-    spotter_model: Optional[str] = None
-    spot_threshold: Optional[float] = None  # a fixed score threshold for the detector instead of baseline + k * MAD
-    # Hand out each frame's uvs28 map (what the spotter model steps on) in FrameResult.uvs28:
-    # a copy per frame, so off by default; the learned spotter's training data is made with it.
-    return_uvs28: bool = False
-
-    def __post_init__(self):
-        if self.backend not in BACKENDS:
-            raise ValueError(f"PipelineConfig: backend must be one of {BACKENDS}, got {self.backend!r}")
-        if self.trt_precision not in PRECISIONS:
-            raise ValueError(f"PipelineConfig: trt_precision must be fp32, fp16 or int8, got {self.trt_precision!r}")
-        if self.reference not in REFERENCE_MODES:
-            raise ValueError(f"PipelineConfig: reference must be one of {REFERENCE_MODES}, got {self.reference!r}")
-        if self.spot_score not in ("motion", "motion_upper", "motion_lower", "motion_local", "learned"):
-            raise ValueError(f"PipelineConfig: spot_score {self.spot_score!r} is neither a motion score nor 'learned'")
-        if self.spot_score == "learned" and not self.spotter_model:
-            raise ValueError("PipelineConfig: spot_score 'learned' needs a spotter_model")
-        self.face_point()  # validates
-        if not 0.0 <= self.detect_score <= 1.0:
-            raise ValueError(f"PipelineConfig: detect_score must be within 0..1, got {self.detect_score!r}")
-        if self.crop_size < 28:
-            raise ValueError(f"PipelineConfig: crop_size must be >= 28, got {self.crop_size}")
-        if self.track_level not in range(5):
-            raise ValueError(f"PipelineConfig: track_level must be 0 to 4, got {self.track_level!r}")
-        if self.track_level and self.match_mode != "pyramid":
-            raise ValueError(f"PipelineConfig: track_level > 0 needs match_mode 'pyramid', got {self.match_mode!r}")
-
-    def face_point(self) -> Optional[Tuple[float, float]]:
-        """(x, y) of a face given as 'X,Y'; None for 'largest' and 'central'."""
-        if self.face in ("largest", "central"):
-            return None
-        try:
-            x, y = (float(v) for v in self.face.split(","))
-        except ValueError:
-            raise ValueError(f"PipelineConfig: face must be 'largest', 'central' or 'X,Y' pixel "
-                             f"coordinates, got {self.face!r}") from None
-        return x, y
 
 
 @dataclass
@@ -146,21 +65,17 @@ class Pipeline:
         self.au_model = model(c.au_model)
         self.emotion_model = model(c.emotion_model)
         self.spotter_model = model(c.spotter_model)
-        if self.spotter_model is not None and (self.spotter_model.task != "spotting"
-                                               or not self.spotter_model.state_size
-                                               or "none" not in self.spotter_model.labels):
-            raise ValueError(f"{self.spotter_model.path}: not a streaming spotting model (task "
-                             f"{self.spotter_model.task!r}, state size {self.spotter_model.state_size}, "
-                             f"labels {self.spotter_model.labels}); the spotter needs one with a 'none' class")
-        for model in (self.au_model, self.emotion_model, self.spotter_model):
-            if model is not None and model.flow_method and not flow_matches(c.flow, model.flow_method):
-                warnings.warn(f"{model.path.name} was trained on inputs made with '{model.flow_method}', "
-                              f"the runtime computes '{describe(c.flow)}': its scores may shift")
+        spotter = self.spotter_model
+        if spotter is not None and (spotter.task != "spotting" or not spotter.spec.state_size
+                                    or "none" not in spotter.labels):
+            raise ValueError(f"{spotter.path}: not a streaming spotting model (task {spotter.task!r}, "
+                             f"state size {spotter.spec.state_size}, labels {list(spotter.labels)}); "
+                             "the spotter needs one with a 'none' class")
         # The learned score's detector threshold: the config's, else the one the spotter model
         # was shipped with (chosen on a development set), else baseline + k * MAD.
         self.spot_threshold = c.spot_threshold
         if self.spot_threshold is None and c.spot_score == "learned":
-            self.spot_threshold = self.spotter_model.spot_threshold
+            self.spot_threshold = spotter.spec.spot_threshold
         self.spotter = IntervalSpotter(c.fps, k=c.spot_k, threshold=self.spot_threshold)
         self._crop = np.empty((c.crop_size, c.crop_size, 3), np.uint8)
         self._gray = np.empty((c.crop_size, c.crop_size), np.uint8)
@@ -189,10 +104,42 @@ class Pipeline:
         self.count = 0
         self._reset_spotter()
 
+    def models(self) -> Dict[str, object]:
+        """The models this pipeline runs, by role ('au', 'emotion', 'spotter')."""
+        return {role: m for role, m in (("au", self.au_model), ("emotion", self.emotion_model),
+                                         ("spotter", self.spotter_model)) if m is not None}
+
+    def flow_mismatches(self) -> List[str]:
+        """One sentence per model whose training inputs were made with another optical flow
+        than this pipeline computes: what it means and what to do, for the run's summary."""
+        runtime = flow_token(self.config.flow)
+        notes = []
+        for role, m in self.models().items():
+            if not m.spec.flow or m.spec.flow == runtime:
+                continue
+            shift = m.spec.flow_shift or {}
+            moved = (f"; measured on generated clips, its outputs move by {shift['summary']}"
+                     if shift.get("summary") else "")
+            notes.append(f"the {role} model ({m.path.name}) was trained on maps made with "
+                         f"{m.spec.flow_description()}, while this run computes {describe(self.config.flow)}"
+                         f"{moved}. Treat its {role} scores as indicative, not calibrated.")
+        return notes
+
+    def close(self) -> None:
+        """Release the models' sessions, engines and bound buffers; the pipeline is unusable after."""
+        for bound in (self._au, self._emotion, self._spot):
+            if bound is not None:
+                bound.close()
+        for m in self.models().values():
+            m.close()
+        self._au = self._emotion = self._spot = None
+        self.au_model = self.emotion_model = self.spotter_model = None
+
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
+        self.close()
         return False
 
     def _acquire(self, frame: np.ndarray) -> bool:
@@ -293,7 +240,7 @@ class Pipeline:
         if self.emotion_model is not None:
             t3 = time.perf_counter()
             uvs = kernels.encode_uvs28(flow, out=self._uvs, scale=255.0, nonfinite="zero")
-            if self.emotion_model.encoding == "uvs28-regions":
+            if self.emotion_model.spec.input_encoding == "uvs28-regions":
                 kernels.compose_regions(self._uvs, self.landmarks28, out=self._emotion.input[0])
             else:
                 self._emotion.input[0] = self._uvs
@@ -306,7 +253,7 @@ class Pipeline:
                 self._spot.input[0] = uvs
             else:
                 kernels.encode_uvs28(flow, out=self._spot.input[0], scale=255.0, nonfinite="zero")
-            if c.return_uvs28:  # before the call: the bound input is scaled in place
+            if c.return_uvs28:
                 result.uvs28 = self._spot.input[0].copy()
             logits = self._spot()[0]
             result.spotting = {n: float(p) for n, p in zip(self.spotter_model.labels, _softmax(logits))}
@@ -357,12 +304,18 @@ class Pipeline:
 
     def stream(self, source, fps: Optional[float] = None) -> Iterator[FrameResult]:
         """Results for every frame of a source (anything FrameSource accepts, or a FrameSource)."""
+        for _, result in self.stream_frames(source, fps):
+            yield result
+
+    def stream_frames(self, source, fps: Optional[float] = None) -> Iterator[Tuple[Frame, FrameResult]]:
+        """(frame, result) for every frame of a source, for callers that also need the picture.
+        A source given as a FrameSource stays the caller's to close; one opened here is closed."""
         src = source if isinstance(source, FrameSource) else FrameSource(source, fps=fps)
         if src.fps:
             self.use_fps(src.fps)
         try:
             for frame in src:
-                yield self.process(frame.image, frame.index, frame.timestamp)
+                yield frame, self.process(frame.image, frame.index, frame.timestamp)
         finally:
             if src is not source:
                 src.close()

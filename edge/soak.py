@@ -34,7 +34,7 @@ def soak(frames: int, source: str = str(SAMPLE), extra=(), interval_s: float = 0
     """Memory samples of `microexp run SOURCE --loop --max-frames FRAMES` and their trend
     over the frames after the first `warmup` fraction."""
     with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, "-m", "microexp.edge.cli", "run", source, "--loop", "--max-frames", str(frames),
+        cmd = [sys.executable, "-m", "microexp.cli", "run", source, "--loop", "--max-frames", str(frames),
                "--out", out, *extra]
         child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         done = [0]

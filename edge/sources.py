@@ -28,6 +28,10 @@ class SourceLost(RuntimeError):
     """A live source stopped delivering frames and could not be reopened."""
 
 
+class SourceUnavailable(OSError):
+    """A source that exists (or is a device or stream URI) but cannot be opened."""
+
+
 @dataclass
 class Frame:
     index: int
@@ -95,7 +99,7 @@ class FrameSource:
                 return
             self.capture = cv2.VideoCapture(str(path))
         if self.capture is None or not self.capture.isOpened():
-            raise RuntimeError(f"source {text}: OpenCV could not open it")
+            raise SourceUnavailable(f"source {text}: OpenCV could not open it")
         if width:
             self.capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
         if height:
@@ -124,7 +128,7 @@ class FrameSource:
                     if image is None:
                         if p not in self.skipped:
                             self.skipped.append(p)
-                            warnings.warn(f"source {self.uri}: cannot read image {p}; skipped")
+                            warnings.warn(f"source {self.uri}: cannot read image {p}; skipped", stacklevel=2)
                     else:
                         yield Frame(i, i / self.fps, image)
                     i += 1
@@ -162,7 +166,7 @@ class FrameSource:
                 ok, image = self.capture.read()
                 if ok:
                     warnings.warn(f"source {self.uri}: stopped delivering frames; reopened "
-                                  f"(attempt {attempt + 1})")
+                                  f"(attempt {attempt + 1})", stacklevel=2)
                     return image
         raise SourceLost(f"source {self.uri}: stopped delivering frames and did not come back after "
                          f"{self.reconnect_attempts} reopen attempts {self.reconnect_delay_s:g} s apart "

@@ -74,18 +74,21 @@ def seed_size_htnet(path: Path) -> Path:
 def run(models_dir: Path, repeats: int):
     import torch
 
+    from microexp.edge.sample_inputs import realistic_inputs
+    from microexp.training.checkpoint import load_checkpoint
     from microexp.training.models import HTNet
 
-    from .onnx_export import export_onnx, load_any_checkpoint, realistic_inputs
+    from .onnx_export import export_onnx
     from .quantize import quantize_int8
     rows, nodes = [], {}
     all_threads = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
         checkpoints = sorted(models_dir.glob("*.pt"))
-        if not any(isinstance(load_any_checkpoint(c)[0], HTNet) for c in checkpoints):
+        if not any(isinstance(load_checkpoint(c).model, HTNet) for c in checkpoints):
             checkpoints.append(seed_size_htnet(Path(tmp) / "htnet_seed_size.pt"))
         for ckpt in checkpoints:
-            model, meta, kind = load_any_checkpoint(ckpt)
+            loaded = load_checkpoint(ckpt)
+            model, meta, kind = loaded.model, loaded.metadata, loaded.kind
             fp32 = export_onnx(ckpt, Path(tmp) / f"{ckpt.stem}.onnx").onnx_path
             int8 = quantize_int8(fp32, Path(tmp) / f"{ckpt.stem}.int8.onnx", calibration_samples=64)
             onnx_files = [("ort-fp32", fp32), ("ort-int8", int8)]
@@ -104,19 +107,21 @@ def run(models_dir: Path, repeats: int):
                     torch.set_num_threads(threads)
                     tx = {k: torch.from_numpy(v) for k, v in feed.items()}
                     with torch.no_grad():
-                        fn = (lambda: model.step(tx["input"], tx["h"], tx["c"])) if kind == "stream" \
-                            else (lambda: model(tx["input"]))
-                        p50, p99 = timed(fn, repeats)
-                    rows.append(dict(model=ckpt.stem, backend="pytorch-eager", batch=batch, threads=threads, p50_ms=p50, p99_ms=p99))
+                        if kind == "stream":
+                            p50, p99 = timed(lambda m=model, x=tx: m.step(x["input"], x["h"], x["c"]), repeats)
+                        else:
+                            p50, p99 = timed(lambda m=model, x=tx: m(x["input"]), repeats)
+                    rows.append(dict(model=ckpt.stem, backend="pytorch-eager", batch=batch, threads=threads,
+                                     p50_ms=p50, p99_ms=p99))
                     for name, path in onnx_files:
                         sess = _ort_session(path, threads)
-                        p50, p99 = timed(lambda: sess.run(None, feed), repeats)
+                        p50, p99 = timed(lambda s=sess, f=feed: s.run(None, f), repeats)
                         rows.append(dict(model=ckpt.stem, backend=name, batch=batch, threads=threads, p50_ms=p50, p99_ms=p99))
     for r in rows:
         r["fps"] = r["batch"] * 1e3 / r["p50_ms"]
     try:
-        from .tensorrt_build import _require
-        _require()
+        from microexp.edge.trt import require_tensorrt
+        require_tensorrt()
         trt_note = "available (engines are benchmarked by `microexp export --trt`)"
     except Exception as err:  # TensorRTUnavailable or anything the probe raises
         trt_note = f"skipped: {err}"

@@ -14,7 +14,10 @@ from typing import Dict, Union
 
 import numpy as np
 
-from .metadata import from_checkpoint_metadata
+from microexp.edge.sample_inputs import realistic_inputs
+from microexp.training.checkpoint import load_checkpoint
+
+from .metadata import spec_from_checkpoint
 
 OPSET = 17  # accepted by ONNX Runtime and by TensorRT 8.6 and later
 PARITY_TOLERANCE = 1e-4  # fp32, max abs difference of logits
@@ -30,27 +33,6 @@ class ExportReport:
     @property
     def parity_ok(self) -> bool:
         return all(v <= PARITY_TOLERANCE for v in self.parity.values())
-
-
-def load_any_checkpoint(path):
-    """(torch module in eval mode, metadata, kind) for classifier and streaming checkpoints."""
-    import torch
-
-    from microexp.training.checkpoint import load_checkpoint
-    from microexp.training.models import CnnLstm
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"export: checkpoint {path} does not exist")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:
-        raise ValueError(f"export: {path} is not a readable PyTorch checkpoint: {err}") from err
-    if isinstance(payload, dict) and payload.get("model") == "cnn_lstm":
-        model = CnnLstm(**payload["config"])
-        model.load_state_dict(payload["state_dict"])
-        return model.eval(), payload["metadata"], "stream"
-    model, _, meta = load_checkpoint(path)
-    return model, meta, "classifier"
 
 
 def export_form(model):
@@ -80,32 +62,14 @@ class _Step:
         return Step(model).eval()
 
 
-def realistic_inputs(encoding: str, n: int, seed: int = 0) -> np.ndarray:
-    """Encoded maps as the runtime makes them (0..255), from smooth synthetic flow fields:
-    a parity and calibration set that looks like real input, not uniform noise."""
-    import cv2
-
-    from microexp import kernels
-    rng = np.random.default_rng(seed)
-    out = np.empty((n, 3, 28, 28), np.float32)
-    for i in range(n):
-        flow = cv2.GaussianBlur(rng.normal(0, 2, (112, 112, 2)).astype(np.float32), (0, 0), 6)
-        yy, xx = np.mgrid[0:112, 0:112]
-        flow[..., 1] += rng.uniform(0.5, 2) * np.exp(-((yy - rng.uniform(20, 90)) ** 2 + (xx - 56) ** 2) / 300)
-        if encoding.startswith("hsv28"):
-            out[i] = kernels.encode_hsv28(np.ascontiguousarray(flow)).transpose(2, 0, 1)
-        else:
-            kernels.encode_uvs28(np.ascontiguousarray(flow), out=out[i], scale=255.0)
-    return out
-
-
 def export_onnx(checkpoint, out, *, batch: Union[str, int] = "dynamic", opset: int = OPSET,
                 parity_samples: int = 16) -> ExportReport:
     """Export, check and stamp metadata; raises if parity exceeds PARITY_TOLERANCE."""
     import onnx
     import torch
 
-    model, meta, kind = load_any_checkpoint(checkpoint)
+    loaded = load_checkpoint(checkpoint)
+    model, meta, kind = loaded.model, loaded.metadata, loaded.kind
     if batch != "dynamic" and (not isinstance(batch, int) or batch < 1):
         raise ValueError(f"export: batch must be 'dynamic' or a positive integer, got {batch!r}")
     n = 1 if batch == "dynamic" else batch
@@ -129,7 +93,7 @@ def export_onnx(checkpoint, out, *, batch: Union[str, int] = "dynamic", opset: i
                               input_names=["input"], output_names=["logits"],
                               dynamic_axes=axes if dyn else None)
     proto = onnx.load(str(tmp))
-    props = from_checkpoint_metadata(meta)
+    props = spec_from_checkpoint(meta).to_props()
     del proto.metadata_props[:]
     for k, v in props.items():
         proto.metadata_props.add(key=k, value=v)

@@ -11,16 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .metadata import parse
-from .onnx_export import realistic_inputs
+from microexp.edge.model_spec import ModelSpec
+from microexp.edge.sample_inputs import realistic_inputs
 
 QUANTISED_OPS = ("Conv", "Gemm", "MatMul")
 
 
 def quantize_int8(fp32_path, out_path, calibration_samples: int = 128, seed: int = 0) -> Path:
     import onnx
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     fp32_path, out_path = Path(fp32_path), Path(out_path)
@@ -31,11 +30,10 @@ def quantize_int8(fp32_path, out_path, calibration_samples: int = 128, seed: int
     except Exception as err:  # DecodeError and friends: say which file
         raise ValueError(f"quantize: {fp32_path} is not a readable ONNX model: {err}") from err
     props = {p.key: p.value for p in model.metadata_props}
-    meta = parse(props, str(fp32_path))
-    scale = float(meta["input_scale"])
-    maps = realistic_inputs(str(meta["input_encoding"]), calibration_samples, seed) * scale
+    spec = ModelSpec.from_props(props, f"quantize: {fp32_path}")
+    maps = realistic_inputs(spec.input_encoding, calibration_samples, seed) * spec.input_scale
     names = [i.name for i in model.graph.input]
-    state = int(meta.get("state_size", 0) or 0)
+    state = spec.state_size
 
     class Reader(CalibrationDataReader):
         def __init__(self):

@@ -135,7 +135,7 @@ def _box_arg(box: Sequence[float]) -> Tuple[int, int, int, int]:
     try:
         x1, y1, x2, y2 = (int(round(float(v))) for v in box)
     except (TypeError, ValueError):
-        raise TypeError(f"align_crop: 'box' must be four numbers (x1, y1, x2, y2), got {box!r}")
+        raise TypeError(f"align_crop: 'box' must be four numbers (x1, y1, x2, y2), got {box!r}") from None
     if x2 <= x1 or y2 <= y1:
         raise ValueError(f"align_crop: 'box' must have x2 > x1 and y2 > y1, got {box!r}")
     return x1, y1, x2, y2
@@ -201,7 +201,7 @@ def align_crop(
     try:
         width, height = (int(v) for v in size)
     except (TypeError, ValueError):
-        raise TypeError(f"align_crop: 'size' must be (width, height), got {size!r}")
+        raise TypeError(f"align_crop: 'size' must be (width, height), got {size!r}") from None
     matcher = template if isinstance(template, TemplateMatcher) else None
     if matcher is not None and mode != "pyramid":
         raise ValueError(f"align_crop: a TemplateMatcher searches in 'pyramid' mode, got mode={mode!r}")

@@ -2,26 +2,36 @@
 runtime need to use them (task, label order, input encoding, flow method, normalisation)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import torch
 from torch import nn
 
-from .experiment import Experiment, build_model
-from .loso import atomic_torch_save
+from microexp.edge.atomic_io import replacing
+from microexp.edge.model_spec import PUBLISHED_FLOWS
 
-# How the public maps were made (DESIGN.md sections 4 and 6): what a runtime must reproduce.
+from .experiment import Experiment, build_model
+from .models import CnnLstm
+
+# How the public maps were made (docs/results.md names the sources): what a runtime must
+# reproduce. `flow` is the model contract's token (microexp.edge.model_spec), `flow_method` its words.
 INPUT_DESCRIPTIONS = {
-    "megc": {"encoding": "uvs28", "channels": ["u", "v", "strain"],
-             "flow": "as published with the MEGC2019 composite in the official HTNet repository "
-                     "(u, v, optical strain of onset->apex, each min-max normalised to 0..255, "
-                     "28x28 PNG)"},
-    "samm-au": {"encoding": "hsv28", "channels": ["B", "G", "R"],
-                "flow": "cv2.calcOpticalFlowFarneback(pyr_scale=0.5, levels=3, winsize=15, "
-                        "iterations=3, poly_n=5, poly_sigma=1.2, flags=0) on 224x224 aligned "
-                        "gray crops, onset->apex (samm-optflow-28)"},
+    "megc": {"encoding": "uvs28", "channels": ["u", "v", "strain"], "flow": "megc2019-composite",
+             "flow_method": PUBLISHED_FLOWS["megc2019-composite"]},
+    "samm-au": {"encoding": "hsv28", "channels": ["B", "G", "R"], "flow": "farneback",
+                "flow_method": "cv2.calcOpticalFlowFarneback(pyr_scale=0.5, levels=3, winsize=15, "
+                               "iterations=3, poly_n=5, poly_sigma=1.2, flags=0) on 224x224 aligned "
+                               "gray crops, onset->apex (samm-optflow-28)"},
 }
+
+
+def atomic_torch_save(path, payload) -> Path:
+    """torch.save whole or not at all (a temporary file renamed into place)."""
+    with replacing(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
 
 
 def save_checkpoint(path, model: nn.Module, exp: Experiment, *, dataset: str, labels: List[str],
@@ -36,7 +46,8 @@ def save_checkpoint(path, model: nn.Module, exp: Experiment, *, dataset: str, la
         "input_encoding": encoding,
         "input_channels": desc["channels"],
         "input_scale": exp.scale,
-        "flow_method": desc["flow"],
+        "flow": desc["flow"],
+        "flow_method": desc["flow_method"],
         "output_kind": "logits",
         # AU decision thresholds on sigmoid(logits), in label order (chosen without test data)
         "thresholds": (list(map(float, thresholds)) if thresholds is not None
@@ -52,20 +63,32 @@ def save_checkpoint(path, model: nn.Module, exp: Experiment, *, dataset: str, la
     return path
 
 
-def load_checkpoint(path):
-    """(model in eval mode, Experiment, metadata)."""
+@dataclass
+class LoadedCheckpoint:
+    model: nn.Module  # in eval mode
+    metadata: Dict[str, object]
+    kind: str  # 'classifier' (HTNet, CNN, linear; one map in, logits out) | 'stream' (CNN-LSTM step)
+    experiment: Optional[Experiment] = None  # classifiers only
+
+
+def load_checkpoint(path) -> LoadedCheckpoint:
+    """Any checkpoint this package writes (save_checkpoint, save_stream_checkpoint)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
+        if isinstance(payload, dict) and payload.get("model") == "cnn_lstm":
+            model = CnnLstm(**payload["config"])
+            model.load_state_dict(payload["state_dict"])
+            return LoadedCheckpoint(model.eval(), payload["metadata"], "stream")
         exp = Experiment.from_dict(payload["experiment"])
         meta = payload["metadata"]
+        model = build_model(exp, len(meta["labels"]))
+        model.load_state_dict(payload["state_dict"])
     except Exception as err:  # a truncated or foreign file
         raise ValueError(f"checkpoint {path} is not a microexp training checkpoint: {err}") from err
-    model = build_model(exp, len(meta["labels"]))
-    model.load_state_dict(payload["state_dict"])
-    return model.eval(), exp, meta
+    return LoadedCheckpoint(model.eval(), meta, "classifier", exp)
 
 
 def model_card(meta: Dict[str, object], exp: Experiment, command: str) -> str:
@@ -80,7 +103,7 @@ def model_card(meta: Dict[str, object], exp: Experiment, command: str) -> str:
              f"values 0..255 times {meta['input_scale']:.6g}",
              *( [f"- AU thresholds on sigmoid(logits): {meta['thresholds']}"] if meta.get("thresholds") else []),
              f"- Flow the training inputs were made with: {meta['flow_method']}",
-             *([f"- L2 inverse penalty C per output, chosen on held-out training subjects ("
+             *(["- L2 inverse penalty C per output, chosen on held-out training subjects ("
                 + (f"{exp.model_args['inner_folds']} groups of subjects" if exp.model_args.get("inner_folds")
                    else "leave one subject out") + f"): {meta['inverse_penalty']}; classes balanced"]
                if meta.get("inverse_penalty") else []),
@@ -96,15 +119,15 @@ MEGC_SEQUENCES_FLOW = ("runtime encode_uvs28 of onset->current flow; trained on 
 
 
 def save_stream_checkpoint(path, model: nn.Module, *, labels: List[str], metrics: Dict[str, object],
-                           provenance: str, spec: Dict[str, object], flow_method: str = MEGC_SEQUENCES_FLOW,
-                           spot_threshold: Optional[float] = None) -> Path:
+                           provenance: str, spec: Dict[str, object], flow: str = "megc2019-composite",
+                           flow_method: str = MEGC_SEQUENCES_FLOW, spot_threshold: Optional[float] = None) -> Path:
     """The streaming CNN-LSTM: its config, weights and what its per-step input and output are
     (`spot_threshold`: the event detector's threshold on 1 - p(none), when one was chosen)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"task": "spotting", "labels": list(labels), "input_encoding": "uvs28",
             "input_channels": ["u", "v", "strain"], "input_scale": 1 / 255,
-            "flow_method": flow_method, "output_kind": "logits", "state": {"hidden": model.hidden},
+            "flow": flow, "flow_method": flow_method, "output_kind": "logits", "state": {"hidden": model.hidden},
             "spot_threshold": spot_threshold,
             "provenance": provenance, "sequence_spec": spec, "metrics": metrics}
     atomic_torch_save(path, {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},

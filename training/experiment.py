@@ -32,7 +32,9 @@ class Experiment:
     batch_size: int = 64
     lr: float = 5e-4
     weight_decay: float = 1e-4
-    flip: bool = False  # horizontal flip of whole maps (u negated: 255 - u): random per epoch; the linear model adds every mirrored copy
+    # Horizontal flip of whole maps (u negated: 255 - u): random per epoch; the linear model adds
+    # every mirrored copy.
+    flip: bool = False
     class_balance: bool = False  # class weights inverse to frequency in the training fold (the linear model always balances)
     protocol: str = "honest"
     threshold: float = 0.5  # fixed AU decision threshold (honest: never tuned on a test fold)

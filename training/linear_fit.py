@@ -14,7 +14,9 @@ from typing import List, Optional, Tuple
 import numpy as np
 import torch
 
+from .datasets.megc import FALLBACK_LANDMARKS_28
 from .experiment import Experiment
+from .inputs import num_outputs_for, prepare_inputs
 from .metrics import binary_f1, uf1_uar
 from .models.linear import PooledLinear
 from .regions import flip_landmarks, flip_maps
@@ -200,8 +202,6 @@ def fit_linear(exp: Experiment, maps: np.ndarray, targets: np.ndarray, subjects:
     'chroma' features are mirrored in the decoded plane) to the fit;
     exp.landmark_jitter adds jitter_copies copies of every map (and mirror) whose composite
     landmarks each moved by random integer offsets in [-j, j] px (numpy seed exp.seed)."""
-    from .datasets.megc import FALLBACK_LANDMARKS_28
-    from .loso import num_outputs_for, prepare_inputs
     if subjects is None or len(subjects) != len(maps):
         raise ValueError("fit_linear: one subject per map is needed to choose the penalty")
     subjects = np.asarray(subjects)
@@ -235,5 +235,5 @@ def fit_linear(exp: Experiment, maps: np.ndarray, targets: np.ndarray, subjects:
         model.spread.copy_(torch.from_numpy(spread))
         model.linear.weight.copy_(torch.from_numpy(w))
         model.linear.bias.copy_(torch.from_numpy(b))
-    model.inverse_penalty = c.tolist()  # reported with the fold (loso.py)
+    model.inverse_penalty = c.tolist()  # loso.py reports it per fold
     return model.eval()

@@ -22,7 +22,6 @@ import dataclasses
 import json
 import multiprocessing as mp
 import os
-import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
@@ -31,184 +30,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from .datasets.megc import FALLBACK_LANDMARKS_28
-from .experiment import Experiment, build_model
-from .regions import compose_batch, flip_landmarks, flip_maps
+from microexp.edge.atomic_io import atomic_write_json
+
+from . import fitting
+from .checkpoint import atomic_torch_save
+from .experiment import Experiment
+from .inputs import prepare_inputs
+from .regions import flip_landmarks, flip_maps
 
 _SHARED: Dict[str, object] = {}  # the data, inherited by forked fold workers
-
-
-def atomic_write_json(path: Path, payload) -> None:
-    """Write JSON to a temporary file and rename it: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=1)
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600
-    os.replace(tmp, path)
-
-
-def atomic_torch_save(path: Path, payload) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    torch.save(payload, tmp)
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600
-    os.replace(tmp, path)
-
-
-def prepare_inputs(exp: Experiment, maps: np.ndarray, rng: Optional[np.random.Generator] = None,
-                   landmarks: Optional[np.ndarray] = None) -> torch.Tensor:
-    """Model input from whole maps: optional landmark jitter and random flip (training only),
-    region composite (per-sample landmarks (N, 5, 2) on the 28x28 grid, or HTNet's fallback
-    ones), scaling."""
-    x = maps
-    if rng is not None and exp.landmark_jitter:
-        base = FALLBACK_LANDMARKS_28[None] if landmarks is None else np.asarray(landmarks, np.float64)
-        j = exp.landmark_jitter
-        landmarks = base + rng.integers(-j, j + 1, size=(len(x), 5, 2))
-    if rng is not None and exp.flip:
-        chosen = rng.random(len(x)) < 0.5
-        x = x.copy()
-        x[chosen] = flip_maps(x[chosen])
-        if landmarks is not None:
-            landmarks = np.array(landmarks, dtype=np.float64)
-            landmarks[chosen] = flip_landmarks(landmarks[chosen])
-    if exp.input == "composite":
-        x = compose_batch(x, landmarks)
-    return torch.from_numpy(np.ascontiguousarray(x * exp.scale, dtype=np.float32))
-
-
-def loss_function(exp: Experiment, train_targets: np.ndarray, num_outputs: int) -> nn.Module:
-    if exp.task == "emotion":
-        weight = None
-        if exp.class_balance:
-            counts = np.bincount(train_targets, minlength=num_outputs).astype(np.float64)
-            weight = torch.tensor(counts.sum() / np.maximum(counts, 1) / num_outputs, dtype=torch.float32)
-        return nn.CrossEntropyLoss(weight=weight)
-    positives = train_targets.sum(axis=0)
-    negatives = len(train_targets) - positives
-    ratio = negatives / np.maximum(positives, 1)
-    if exp.pos_weight_cap is not None:
-        ratio = np.minimum(ratio, exp.pos_weight_cap)
-    pos_weight = torch.tensor(ratio, dtype=torch.float32)
-    return nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-
-
-def default_device() -> torch.device:
-    """CPU unless CUDA is present (MICROEXP_DEVICE overrides)."""
-    return torch.device(os.environ.get("MICROEXP_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu"))
-
-
-def logits_of(model: nn.Module, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    model.eval()
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        return torch.cat([model(x[i:i + batch].to(device)).cpu() for i in range(0, len(x), batch)])
-
-
-def predict(exp: Experiment, model: nn.Module, x: torch.Tensor, thresholds=None) -> np.ndarray:
-    """Class ids (emotion) or 0/1 decisions (au) at `thresholds` (default: exp.threshold)."""
-    logits = logits_of(model, x)
-    if exp.task == "emotion":
-        return logits.argmax(1).numpy()
-    t = exp.threshold if thresholds is None else torch.as_tensor(thresholds, dtype=torch.float32)
-    return (torch.sigmoid(logits) >= t).numpy().astype(np.int64)
-
-
-THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
-
-
-def inner_thresholds(exp: Experiment, maps: np.ndarray, targets: np.ndarray,
-                     subjects: np.ndarray) -> np.ndarray:
-    """Per-AU thresholds chosen without the test fold: train on 80% of these (training)
-    subjects, pick for each AU the grid threshold with the best F1 on the other 20%. An AU
-    with no positive in the inner validation keeps exp.threshold."""
-    from .metrics import binary_f1
-    names = sorted(set(subjects.tolist()))
-    rng = np.random.default_rng(exp.seed)
-    val_subjects = rng.choice(names, size=max(1, len(names) // 5), replace=False)
-    val = np.isin(subjects, val_subjects)
-    model = train_model(exp, maps[~val], targets[~val])
-    probs = torch.sigmoid(logits_of(model, prepare_inputs(exp, maps[val]))).numpy()
-    chosen = np.full(targets.shape[1], exp.threshold, np.float32)
-    for j in range(targets.shape[1]):
-        if targets[val, j].sum() == 0:
-            continue
-        scores = [binary_f1(targets[val, j], probs[:, j] >= t) for t in THRESHOLD_GRID]
-        chosen[j] = THRESHOLD_GRID[int(np.nanargmax(scores))]
-    return chosen
-
-
-def num_outputs_for(exp: Experiment, targets: np.ndarray) -> int:
-    return 3 if exp.task == "emotion" else targets.shape[1]
-
-
-def train_model(exp: Experiment, maps: np.ndarray, targets: np.ndarray, *,
-                landmarks: Optional[np.ndarray] = None, epoch_callback: Optional[Callable[[int, nn.Module], None]] = None,
-                state: Optional[dict] = None, checkpoint: Optional[Callable[[dict], None]] = None,
-                checkpoint_every: int = 0, subjects: Optional[np.ndarray] = None) -> nn.Module:
-    """Train one model on (maps, targets) for exp.epochs epochs; resumes from `state`. The
-    linear model is fitted instead (linear_fit.py), its penalty chosen among `subjects`."""
-    if exp.model == "linear":
-        from .linear_fit import fit_linear
-        return fit_linear(exp, maps, targets, subjects, landmarks=landmarks).to(default_device())
-    torch.manual_seed(exp.seed)
-    rng = np.random.default_rng(exp.seed)
-    device = default_device()
-    outputs = num_outputs_for(exp, targets)
-    model = build_model(exp, outputs).to(device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=exp.lr, weight_decay=exp.weight_decay)
-    criterion = loss_function(exp, targets, outputs).to(device)
-    y = torch.from_numpy(targets.astype(np.int64 if exp.task == "emotion" else np.float32)).to(device)
-    start = 1
-    if state is not None:
-        model.load_state_dict(state["model"])  # saved from the same device kind
-        optimiser.load_state_dict(state["optimiser"])
-        rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
-        start = state["epoch"] + 1
-    for epoch in range(start, exp.epochs + 1):
-        model.train()
-        x = prepare_inputs(exp, maps, rng, landmarks).to(device)
-        order = torch.from_numpy(rng.permutation(len(x))).to(device)
-        for i in range(0, len(x), exp.batch_size):
-            idx = order[i:i + exp.batch_size]
-            if len(idx) < 2 and len(x) >= 2:
-                continue  # BatchNorm needs two samples; the remainder rejoins next epoch
-            optimiser.zero_grad()
-            loss = criterion(model(x[idx]), y[idx])
-            loss.backward()
-            optimiser.step()
-        if epoch_callback is not None:
-            epoch_callback(epoch, model)
-        if checkpoint is not None and checkpoint_every and epoch % checkpoint_every == 0 and epoch < exp.epochs:
-            checkpoint({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                        "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                        "epoch": epoch})
-    return model
-
-
-def probabilities(exp: Experiment, model: nn.Module, maps: np.ndarray,
-                  landmarks: Optional[np.ndarray] = None) -> np.ndarray:
-    """Class probabilities (emotion: softmax) or label probabilities (au: sigmoid) of whole maps."""
-    logits = logits_of(model, prepare_inputs(exp, maps, landmarks=landmarks))
-    return (torch.softmax(logits, 1) if exp.task == "emotion" else torch.sigmoid(logits)).numpy()
-
-
-def decide(exp: Experiment, probs: np.ndarray, thresholds=None) -> np.ndarray:
-    """Class ids (emotion) or 0/1 decisions (au) from probabilities."""
-    if exp.task == "emotion":
-        return probs.argmax(1)
-    t = exp.threshold if thresholds is None else np.asarray(thresholds, dtype=np.float32)
-    return (probs >= t).astype(np.int64)
-
-
-def combine_members(exp: Experiment, members: List[dict]) -> np.ndarray:
-    """The ensemble's probabilities: each member's (averaged with its mirrored-input output when
-    tta_flip), then the mean over members."""
-    per_member = [(np.asarray(m["probs"]) + np.asarray(m["probs_flipped"])) / 2 if exp.tta_flip
-                  else np.asarray(m["probs"]) for m in members]
-    return np.mean(per_member, axis=0)
+# A fold's extra predictions from its trained model: (exp, model, test maps, thresholds, test
+# landmarks, labels, dataset name) -> dict merged into the fold's result. microexp.export
+# provides one (deployed ONNX / INT8 predictions); training itself never exports.
+FoldExtra = Callable[..., dict]
 
 
 def run_fold(exp: Experiment, subject: str, out_dir: Optional[Path], checkpoint_every: int = 10) -> dict:
@@ -225,7 +59,7 @@ def run_fold(exp: Experiment, subject: str, out_dir: Optional[Path], checkpoint_
     def on_epoch(epoch: int, model: nn.Module):
         if exp.protocol != "oracle-epoch":
             return
-        pred = predict(exp, model, x_test)
+        pred = fitting.predict(exp, model, x_test)
         accuracy = float(np.mean(np.all(pred.reshape(len(pred), -1) == y_test.reshape(len(pred), -1), axis=1)))
         best["by_epoch"] = best["by_epoch"][:epoch - 1] + [pred.tolist()]
         if best["accuracy"] <= accuracy:  # ties go to the later epoch, as in the official code
@@ -233,7 +67,7 @@ def run_fold(exp: Experiment, subject: str, out_dir: Optional[Path], checkpoint_
 
     thresholds = None
     if exp.task == "au" and exp.inner_thresholds:
-        thresholds = inner_thresholds(exp, maps[train], targets[train], subjects[train])
+        thresholds = fitting.inner_thresholds(exp, maps[train], targets[train], subjects[train])
     members, model = [], None
     for k in range(exp.ensemble):
         member_exp = dataclasses.replace(exp, seed=exp.seed + k)
@@ -256,16 +90,16 @@ def run_fold(exp: Experiment, subject: str, out_dir: Optional[Path], checkpoint_
             def checkpoint(payload, path=ckpt_path):
                 atomic_torch_save(path, dict(payload, oracle_best=dict(best)))
 
-        model = train_model(member_exp, maps[train], targets[train], landmarks=lm_train,
+        model = fitting.train_model(member_exp, maps[train], targets[train], landmarks=lm_train,
                             epoch_callback=on_epoch, state=state, checkpoint=checkpoint,
                             checkpoint_every=checkpoint_every, subjects=subjects[train])
-        member = {"seed": member_exp.seed, "probs": probabilities(exp, model, maps[test], lm_test).tolist()}
+        member = {"seed": member_exp.seed, "probs": fitting.probabilities(exp, model, maps[test], lm_test).tolist()}
         if exp.tta_flip:
-            member["probs_flipped"] = probabilities(
+            member["probs_flipped"] = fitting.probabilities(
                 exp, model, flip_maps(maps[test]), None if lm_test is None else flip_landmarks(lm_test)).tolist()
         if exp.probe_landmarks is not None:
             probe = np.repeat(np.asarray(exp.probe_landmarks, np.float64)[None], int(test.sum()), axis=0)
-            member["probs_probe"] = probabilities(exp, model, maps[test], probe).tolist()
+            member["probs_probe"] = fitting.probabilities(exp, model, maps[test], probe).tolist()
         members.append(member)
         if finished is not None:
             atomic_write_json(finished, member)
@@ -274,9 +108,11 @@ def run_fold(exp: Experiment, subject: str, out_dir: Optional[Path], checkpoint_
     if exp.protocol == "oracle-epoch":
         pred, probs = best["pred"], None
     else:
-        probs = combine_members(exp, members)
-        pred = decide(exp, probs, thresholds)
-    extra = onnx_predictions(exp, model, maps[test], thresholds, lm_test) if _SHARED.get("int8_eval") else {}
+        probs = fitting.combine_members(exp, members)
+        pred = fitting.decide(exp, probs, thresholds)
+    fold_extra = _SHARED.get("fold_extra")
+    extra = fold_extra(exp, model, maps[test], thresholds, lm_test, _SHARED["labels"], _SHARED["dataset"]) \
+        if fold_extra is not None else {}
     result = {**extra, "subject": subject, "indices": np.flatnonzero(test).tolist(),
               "pred": np.asarray(pred).tolist(), "true": y_test.tolist(),
               "epoch": best["epoch"] if exp.protocol == "oracle-epoch" else exp.epochs,
@@ -295,50 +131,23 @@ def run_fold(exp: Experiment, subject: str, out_dir: Optional[Path], checkpoint_
     return result
 
 
-def onnx_predictions(exp: Experiment, model: nn.Module, test_maps: np.ndarray, thresholds,
-                     landmarks: Optional[np.ndarray] = None) -> dict:
-    """The fold's model exported to ONNX and quantised to INT8 (microexp.export), predicting the
-    held-out subject with ONNX Runtime: the accuracy change of deployment, fold by fold."""
-    import onnxruntime as ort
-
-    from microexp.export.onnx_export import export_onnx
-    from microexp.export.quantize import quantize_int8
-
-    from .checkpoint import save_checkpoint
-    labels = _SHARED["labels"]
-    x = prepare_inputs(exp, test_maps, landmarks=landmarks).numpy()
-    out = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        ckpt = save_checkpoint(Path(tmp) / "fold.pt", model.cpu(), exp, dataset=_SHARED["dataset"],
-                               labels=labels, metrics={}, provenance="LOSO fold", thresholds=thresholds)
-        fp32 = export_onnx(ckpt, Path(tmp) / "fold.onnx", parity_samples=8).onnx_path
-        int8 = quantize_int8(fp32, Path(tmp) / "fold.int8.onnx", calibration_samples=64)
-        for name, path in (("pred_ort_fp32", fp32), ("pred_ort_int8", int8)):
-            logits = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
-            if exp.task == "emotion":
-                pred = logits.argmax(1)
-            else:
-                t = exp.threshold if thresholds is None else np.asarray(thresholds)
-                pred = (1 / (1 + np.exp(-logits)) >= t).astype(np.int64)
-            out[name] = pred.tolist()
-    return out
-
-
 def _init_worker(shared):
     _SHARED.update(shared)
 
 
 def run_loso(exp: Experiment, maps: np.ndarray, targets: np.ndarray, subjects: Sequence[str],
              out_dir=None, workers: int = 1, folds: Optional[Sequence[str]] = None,
-             progress: bool = True, checkpoint_every: int = 10, int8_eval: bool = False,
+             progress: bool = True, checkpoint_every: int = 10, fold_extra: Optional[FoldExtra] = None,
              dataset: str = "", labels: Optional[Sequence[str]] = None,
              landmarks: Optional[np.ndarray] = None) -> List[dict]:
     """All LOSO folds (or the named ones); finished folds found in out_dir are reused.
-    `landmarks` (N, 5, 2): per-sample composite landmarks on the 28x28 grid (exp.landmarks)."""
+    `landmarks` (N, 5, 2): per-sample composite landmarks on the 28x28 grid (exp.landmarks).
+    `fold_extra`: a module-level function (see FoldExtra) scoring each fold's one model further,
+    e.g. microexp.export.fold_deployment.deployed_predictions."""
     subjects = np.asarray(subjects)
-    if int8_eval and (exp.ensemble > 1 or exp.tta_flip):
-        raise ValueError("run_loso: --int8-eval scores one exported model per fold; not with an "
-                         "ensemble or flip averaging")
+    if fold_extra is not None and (exp.ensemble > 1 or exp.tta_flip):
+        raise ValueError("run_loso: a fold_extra (such as --int8-eval) scores one model per fold; not "
+                         "with an ensemble or flip averaging")
     if landmarks is not None and np.shape(landmarks) != (len(maps), 5, 2):
         raise ValueError(f"run_loso: landmarks must be (N, 5, 2) with N = {len(maps)} maps, "
                          f"got {np.shape(landmarks)}")
@@ -354,7 +163,7 @@ def run_loso(exp: Experiment, maps: np.ndarray, targets: np.ndarray, subjects: S
             todo.append(s)
     shared = {"maps": maps, "targets": targets, "subjects": subjects,
               "threads": max(1, (os.cpu_count() or 1) // max(1, workers)),
-              "int8_eval": int8_eval, "dataset": dataset, "labels": list(labels or []),
+              "fold_extra": fold_extra, "dataset": dataset, "labels": list(labels or []),
               "landmarks": landmarks}
     bar = None
     if progress:

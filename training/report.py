@@ -8,8 +8,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from microexp.edge.atomic_io import atomic_write_json
+
 from .experiment import Experiment
-from .loso import atomic_write_json
 from .metrics import confusion, per_au_f1, uf1_uar
 
 EMOTIONS = ("negative", "positive", "surprise")
@@ -57,7 +58,7 @@ def ablations(exp: Experiment, folds: List[dict], datasets, au_names) -> Dict[st
     are read off the run, not chosen between: the run's result is its configured combination."""
     import dataclasses
 
-    from .loso import combine_members, decide
+    from .fitting import combine_members, decide
     plain = dataclasses.replace(exp, tta_flip=False)
 
     def score(exp_used, members_of) -> Dict[str, object]:

@@ -14,7 +14,6 @@ pipeline had no face (the runtime takes no spotter step there).
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Sequence
@@ -63,10 +62,7 @@ def encode_set(root, fps: float = 200.0, progress: bool = False, **config) -> Li
         raise FileNotFoundError(f"{root}: no SUBJECT/CLIP folders")
     out = []
     for folder in folders:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the flow-method notice of the unused default models
-            pipe = Pipeline(PipelineConfig(au_model=None, emotion_model=None, fps=fps,
-                                           return_uvs28=True, **config))
+        pipe = Pipeline(PipelineConfig(au_model=None, emotion_model=None, fps=fps, return_uvs28=True, **config))
         maps, found = [], []
         for r in pipe.stream(folder, fps=fps):
             maps.append(r.uvs28 if r.success else np.zeros((3, 28, 28), np.float32))

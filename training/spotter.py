@@ -4,6 +4,7 @@ a development set, and the checkpoint with its model card (`microexp train spott
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -130,48 +131,63 @@ def model_card(command: str, data: str, init: Optional[str], threshold: Optional
     return "\n".join(lines) + "\n"
 
 
-def run_command(args, command: str) -> Dict[str, object]:
-    """`microexp train spotter`: encode the sets, train, choose the threshold on --dev, save the
-    checkpoint and its card. Returns the summary printed by the CLI."""
-    from microexp.edge.flow import describe
+@dataclass
+class SpotterSettings:
+    """What `microexp train spotter` is asked for (its options, one field each)."""
+    data: Sequence[str]  # sets written by `microexp synth` (training)
+    out: str  # checkpoint path; the card is written beside it
+    dev: Optional[str] = None  # a further generated set that chooses the detector threshold
+    init: Optional[str] = None  # warm start from a streaming CNN-LSTM checkpoint
+    flow: str = "farneback"
+    fps: float = 200.0
+    steps: int = 300
+    window: int = 150
+    batch_size: int = 12
+    lr: float = 1e-3
+    balance: float = 0.5
+    flip: bool = True
+    seed: int = 0
 
-    from .checkpoint import save_stream_checkpoint
+
+def train_spotter(settings: SpotterSettings, command: str, progress: bool = False) -> Dict[str, object]:
+    """Encode the sets, train, choose the threshold on the development set, save the checkpoint
+    and its card. Returns the summary the CLI prints; a bad set, flow or warm start is a
+    ValueError (FileNotFoundError for a missing one) naming it."""
+    from microexp.edge.atomic_io import atomic_write_text
+    from microexp.edge.flow import describe, flow_token
+
+    from .checkpoint import load_checkpoint, save_stream_checkpoint
     from .runtime_sequences import encode_set
-    progress = not args.json
+    s = settings
     init_model = None
-    if args.init:
-        from microexp.export.onnx_export import load_any_checkpoint
-        init_model, _, kind = load_any_checkpoint(args.init)
-        if kind != "stream":
-            raise SystemExit(f"microexp train spotter: --init {args.init} is not a streaming CNN-LSTM checkpoint")
+    if s.init:
+        loaded = load_checkpoint(s.init)
+        if loaded.kind != "stream":
+            raise ValueError(f"--init {s.init} is not a streaming CNN-LSTM checkpoint")
+        init_model = loaded.model
+    token = flow_token(s.flow)  # a bad flow mode fails here, before any encoding
     train: List = []
-    try:
-        for root in args.data:
-            train += encode_set(root, fps=args.fps, progress=progress, flow=args.flow)
-        dev_seqs = encode_set(args.dev, fps=args.fps, flow=args.flow) if args.dev else None
-    except (FileNotFoundError, ValueError) as err:  # not a generated set, or a bad flow mode
-        raise SystemExit(f"microexp train spotter: {err}") from err
-    model = train_runtime_spotter(train, model=init_model, steps=args.steps, window=args.window,
-                                  batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                                  flip=not args.no_flip, balance=args.balance, progress=progress)
+    for root in s.data:
+        train += encode_set(root, fps=s.fps, progress=progress, flow=s.flow)
+    dev_seqs = encode_set(s.dev, fps=s.fps, flow=s.flow) if s.dev else None
+    model = train_runtime_spotter(train, model=init_model, steps=s.steps, window=s.window,
+                                  batch_size=s.batch_size, lr=s.lr, seed=s.seed,
+                                  flip=s.flip, balance=s.balance, progress=progress)
     threshold, dev = None, None
     if dev_seqs is not None:
-        threshold, best, grid = choose_threshold(dev_seqs, expression_scores(model, dev_seqs), args.fps)
-        dev = {"set": str(args.dev), "threshold": threshold, **best,
+        threshold, best, grid = choose_threshold(dev_seqs, expression_scores(model, dev_seqs), s.fps)
+        dev = {"set": str(s.dev), "threshold": threshold, **best,
                "grid_f1": {str(t): round(r["f1"], 4) for t, r in grid.items()}}
-    flow_method = "runtime encode_uvs28 of onset->current flow, " + describe(args.flow)
-    data = f"{len(train)} generated clips from {', '.join(map(str, args.data))}"
+    flow_method = "runtime encode_uvs28 of onset->current flow, " + describe(s.flow)
+    data = f"{len(train)} generated clips from {', '.join(map(str, s.data))}"
     metrics = {"development": dev, "command": command} if dev else {"command": command}
-    path = save_stream_checkpoint(args.out, model, labels=list(CLASSES), metrics=metrics,
+    path = save_stream_checkpoint(s.out, model, labels=list(CLASSES), metrics=metrics,
                                   provenance=f"runtime-encoded generated clips: {data}"
-                                             + (f"; warm start {args.init}" if args.init else ""),
-                                  spec={"steps": args.steps, "window": args.window, "batch_size": args.batch_size,
-                                        "lr": args.lr, "balance": args.balance, "flip": not args.no_flip,
-                                        "seed": args.seed},
-                                  flow_method=flow_method, spot_threshold=threshold)
-    card = Path(args.out).with_suffix(".md")
-    tmp = card.with_suffix(".md.tmp")
-    tmp.write_text(model_card(command, data, args.init, threshold, dev, flow_method, model.hidden))
-    tmp.replace(card)
+                                             + (f"; warm start {s.init}" if s.init else ""),
+                                  spec={"steps": s.steps, "window": s.window, "batch_size": s.batch_size,
+                                        "lr": s.lr, "balance": s.balance, "flip": s.flip, "seed": s.seed},
+                                  flow=token, flow_method=flow_method, spot_threshold=threshold)
+    card = atomic_write_text(Path(s.out).with_suffix(".md"),
+                             model_card(command, data, s.init, threshold, dev, flow_method, model.hidden))
     return {"checkpoint": str(path), "model_card": str(card), "clips": len(train),
-            "frames": int(sum(len(s.targets) for s in train)), "threshold": threshold, "development": dev}
+            "frames": int(sum(len(q.targets) for q in train)), "threshold": threshold, "development": dev}

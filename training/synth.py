@@ -273,3 +273,29 @@ def generate(photos: Sequence[Tuple[np.ndarray, np.ndarray]], out: Path, clips_p
         w.writerows(rows)
     tmp.replace(out / "samm.csv")
     return out
+
+
+PHOTOS = Path(__file__).parent / "faces"
+
+
+def load_photos(paths, landmarks_json=None):
+    """[(photo, landmarks)] with landmarks from our MTCNN unless `landmarks_json` (a JSON file
+    {photo: [[x, y] x 5]}) names them."""
+    from microexp.edge.detect import FaceDetector
+    given = json.loads(Path(landmarks_json).read_text()) if landmarks_json else {}
+    detector = None
+    out = []
+    for p in paths:
+        img = cv2.imread(str(p))
+        if img is None:
+            raise ValueError(f"synth: cannot read photo {p}")
+        if str(p) in given or Path(p).name in given:
+            lm = np.asarray(given.get(str(p), given.get(Path(p).name)), np.float64)
+        else:
+            detector = detector or FaceDetector()
+            faces = detector.detect(img)
+            if not faces:
+                raise ValueError(f"synth: no face found in {p}; pass its landmarks with --landmarks")
+            lm = faces[0].landmarks
+        out.append((img, lm))
+    return out

@@ -4,7 +4,7 @@ flow mode against the known motion."""
 from __future__ import annotations
 
 import csv
-import warnings
+import dataclasses
 from pathlib import Path
 from typing import Dict, List, Sequence
 
@@ -36,15 +36,16 @@ def spot_eval(root, flow: str = "farneback", fps: float = 200.0, reference: str 
     root = Path(root)
     truth = read_sheet(root)
     gt, pred, per_clip = [], [], {}
+    settings = PipelineConfig(flow=flow, reference=reference, emotion_model=None, fps=fps, **config)
     for (subject, clip), intervals in sorted(truth.items()):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pipe = Pipeline(PipelineConfig(flow=flow, reference=reference, emotion_model=None, fps=fps, **config))
-        found = [(r.event.onset_frame, r.event.offset_frame)
-                 for r in pipe.stream(root / subject / clip, fps=fps) if r.event is not None]
+        with Pipeline(dataclasses.replace(settings)) as pipe:
+            found = [(r.event.onset_frame, r.event.offset_frame)
+                     for r in pipe.stream(root / subject / clip, fps=fps) if r.event is not None]
         gt.append(intervals)
         pred.append(found)
         per_clip[f"{subject}/{clip}"] = {"truth": intervals, "predicted": found}
+    if settings.spotter_model:  # the model the score came from, named even when it was the default
+        config = dict(config, spotter_model=settings.spotter_model)
     return {"set": str(root), "flow": flow, "reference": reference, "config": config, "iou": 0.5,
             **spotting_scores(gt, pred, 0.5), "clips": per_clip}
 
@@ -69,17 +70,16 @@ def au_eval(root, au_model=None, flow: str = "farneback", fps: float = 200.0) ->
     plants and the model names. Also how often an AU fires on calm frames (before the first
     onset, after the first 10 frames)."""
     from microexp.edge.pipeline import Pipeline, PipelineConfig
+
     from .metrics import binary_f1
     root = Path(root)
     events = read_events(root)
     config = {"au_model": str(au_model)} if au_model else {}
     decided, planted, calm_fires, calm_cells, names = [], [], 0, 0, None
     for (subject, clip), evs in sorted(events.items()):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pipe = Pipeline(PipelineConfig(flow=flow, reference="fixed", emotion_model=None, fps=fps, **config))
+        pipe = Pipeline(PipelineConfig(flow=flow, reference="fixed", emotion_model=None, fps=fps, **config))
         names = list(pipe.au_model.labels)
-        thresholds = np.asarray(pipe.au_model.thresholds, np.float64)
+        thresholds = np.asarray(pipe.au_model.spec.thresholds, np.float64)
         apexes = {e["apex"]: e for e in evs}
         first_onset = min(e["onset"] for e in evs)
         for r in pipe.stream(root / subject / clip, fps=fps):

@@ -11,14 +11,15 @@ import gc
 import numpy as np
 import pytest
 
-from microexp.edge import tensorrt_engine
-from microexp.edge.backends import BoundModel, OnnxModel, available_providers, open_model
-from microexp.edge.cuda_driver import CudaDriver, CudaUnavailable
+from microexp.edge import trt
+from microexp.edge.backends import BoundModel, Model, open_model
+from microexp.edge.backends.ort import OnnxModel, OrtBoundModel, available_providers
 from microexp.edge.pipeline import MODELS, Pipeline, PipelineConfig
+from microexp.edge.sample_inputs import realistic_inputs
 from microexp.edge.sources import FrameSource
-from microexp.edge.tensorrt_engine import BoundEngine, TensorRTModel, tensorrt_present
-from microexp.export.onnx_export import realistic_inputs
-from microexp.export.tensorrt_build import TensorRTUnavailable
+from microexp.edge.trt import TensorRTUnavailable, tensorrt_present
+from microexp.edge.trt.driver import CudaDriver, CudaUnavailable
+from microexp.edge.trt.engine import BoundEngine, TensorRTModel
 
 from .clip import make_clip
 
@@ -148,7 +149,7 @@ def test_cuda_driver_without_the_driver_library_is_a_clear_error():
 
 
 def test_auto_falls_back_to_onnxruntime_loudly_when_tensorrt_fails(monkeypatch):
-    monkeypatch.setattr(tensorrt_engine, "tensorrt_present", lambda: True)
+    monkeypatch.setattr(trt, "tensorrt_present", lambda: True)
 
     def broken(*args, **kwargs):
         raise RuntimeError("engine build ran out of workspace")
@@ -162,15 +163,25 @@ def test_auto_falls_back_to_onnxruntime_loudly_when_tensorrt_fails(monkeypatch):
 
 @pytest.mark.parametrize("path", [AU, EMOTION], ids=["au", "emotion"])
 def test_bound_engine_computes_what_onnxruntime_computes(path):
-    maps = realistic_inputs(OnnxModel(path).encoding, 5)
+    maps = realistic_inputs(OnnxModel(path).spec.input_encoding, 5)
     engine, ort = simulated(path).bind(), OnnxModel(path, batch=1).bind()
     assert engine.input.shape == ort.input.shape and engine.output.shape == ort.output.shape
     for x in maps:
         engine.input[0] = x
         ort.input[0] = x
         np.testing.assert_allclose(engine(), ort(), rtol=0, atol=1e-6)
-    # The input is scaled in place, as BoundModel does: the caller refills it every frame.
-    np.testing.assert_allclose(engine.input[0], maps[-1] * np.float32(1 / 255), atol=1e-7)
+        np.testing.assert_allclose(engine(), ort(), rtol=0, atol=1e-6)  # a second call: same answer
+    # Neither backend scales the caller's buffer: it still holds the encoder values written.
+    np.testing.assert_array_equal(engine.input[0], maps[-1])
+    np.testing.assert_array_equal(ort.input[0], maps[-1])
+
+
+def test_every_backend_implements_the_written_contract():
+    ort_model, engine_model = OnnxModel(AU, batch=1), simulated(AU)
+    for model in (ort_model, engine_model):
+        assert isinstance(model, Model) and isinstance(model.bind(), BoundModel)
+        assert model.labels == model.spec.labels and model.task == "au"
+    assert isinstance(ort_model.bind(), OrtBoundModel)
 
 
 def test_streaming_state_stays_on_the_device_and_restarts():
@@ -228,11 +239,10 @@ def test_pipeline_on_the_tensorrt_backend_gives_the_onnxruntime_rows(tmp_path, m
                         classmethod(lambda cls, path, *args: simulated(path)))
     rows, pipes = {}, {}
     for backend in ("tensorrt", "ort-cpu"):
-        with pytest.warns(UserWarning, match="trained on inputs made with"):
-            pipes[backend] = Pipeline(PipelineConfig(backend=backend, spotter_model=str(SPOTTER)))
+        pipes[backend] = Pipeline(PipelineConfig(backend=backend, spotter_model=str(SPOTTER)))
         rows[backend] = [pipes[backend].process(f) for f in frames]
     assert isinstance(pipes["tensorrt"]._au, BoundEngine) and isinstance(pipes["tensorrt"]._spot, BoundEngine)
-    assert isinstance(pipes["ort-cpu"]._au, BoundModel)
+    assert isinstance(pipes["ort-cpu"]._au, OrtBoundModel)
     for trt_row, ort_row in zip(rows["tensorrt"], rows["ort-cpu"]):
         assert trt_row.success and trt_row.box == ort_row.box
         for key in ("au", "emotion", "spotting"):
@@ -264,7 +274,7 @@ def test_real_engines_match_onnxruntime(tmp_path, precision, tolerance):
         model = TensorRTModel.from_onnx(path, precision, tmp_path / "engines")
         assert isinstance(model.bind(), BoundEngine)
         engine, ort = model.bind(), OnnxModel(path, batch=1, providers=["CPUExecutionProvider"]).bind()
-        for x in realistic_inputs(model.encoding, 8):
+        for x in realistic_inputs(model.spec.input_encoding, 8):
             engine.input[0] = x
             ort.input[0] = x
             np.testing.assert_allclose(engine(), ort(), atol=tolerance)
@@ -276,7 +286,7 @@ def test_real_engines_match_onnxruntime(tmp_path, precision, tolerance):
 
 @pytest.mark.skipif(tensorrt_present(), reason="TensorRT and a driver are here; the no-GPU message is not reachable")
 def test_cli_names_the_missing_tensorrt_instead_of_crashing(tmp_path, capsys):
-    from microexp.edge.cli import main
+    from microexp.cli import main
     clip = make_clip(tmp_path / "clip", frames=3)
     assert main(["run", str(clip), "--out", str(tmp_path / "out"), "--backend", "tensorrt"]) == 2
     assert "microexp run:" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""The ctypes signatures of the CUDA driver calls (edge/cuda_driver.py) against the prototypes
+"""The ctypes signatures of the CUDA driver calls (edge/trt/driver.py) against the prototypes
 in cuda.h: a wrong argument width would corrupt memory on a GPU, where no test here runs.
 Needs cuda.h: $CUDA_INCLUDE, $CUDA_HOME/include, /usr/local/cuda/include, or the include folder
 of the nvidia-cuda-runtime-cu12 wheel; skipped without one."""
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from microexp.edge.cuda_driver import _SIGNATURES
+from microexp.edge.trt.driver import _SIGNATURES
 
 
 def find_cuda_h():
@@ -60,8 +60,8 @@ def test_ctypes_signatures_match_cuda_h():
 
 
 def test_without_a_driver_the_gpu_name_says_why():
-    from microexp.edge.tensorrt_engine import tensorrt_present
-    from microexp.export.tensorrt_build import TensorRTUnavailable, gpu_name
+    from microexp.edge.trt import TensorRTUnavailable, tensorrt_present
+    from microexp.edge.trt.build import gpu_name
     try:
         ctypes.CDLL("libcuda.so.1")
         pytest.skip("an NVIDIA driver is installed here")

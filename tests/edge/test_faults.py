@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
+from microexp.cli import main
 from microexp.edge import sources
-from microexp.edge.cli import main
 from microexp.edge.pipeline import Pipeline, PipelineConfig
 from microexp.edge.sources import FrameSource, SourceLost
 

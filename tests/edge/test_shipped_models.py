@@ -8,7 +8,7 @@ import pytest
 ort = pytest.importorskip("onnxruntime")
 
 MODELS = Path(__file__).resolve().parents[2] / "edge" / "models"
-REQUIRED = {"task", "labels", "input_encoding", "input_channels", "input_scale", "flow_method",
+REQUIRED = {"task", "labels", "input_encoding", "input_channels", "input_scale", "flow", "flow_method",
             "output_kind", "producer", "producer_version"}
 
 
@@ -35,7 +35,7 @@ def test_shipped_model_metadata_and_run(name):
 
 @pytest.mark.parametrize("name", ["au_edge", "emotion_edge.int8"])
 def test_bound_model_runs_in_place_and_equals_run(name):
-    from microexp.edge.backends import OnnxModel
+    from microexp.edge.backends.ort import OnnxModel
     model = OnnxModel(MODELS / f"{name}.onnx")
     bound = model.bind(batch=2)
     x = np.random.default_rng(1).uniform(0, 255, (2, 3, 28, 28)).astype(np.float32)
@@ -51,7 +51,7 @@ def test_bound_model_runs_in_place_and_equals_run(name):
 def test_bound_streaming_model_carries_its_state_like_run():
     """The bound CNN-LSTM step continues its sequence call after call (h, c in bound
     buffers) and equals OnnxModel.run fed its own returned state; reset_state restarts it."""
-    from microexp.edge.backends import OnnxModel
+    from microexp.edge.backends.ort import OnnxModel
     model = OnnxModel(MODELS / "cnn_lstm.onnx", batch=1)
     bound = model.bind()
     frames = np.random.default_rng(3).uniform(0, 255, (5, 1, 3, 28, 28)).astype(np.float32)
@@ -69,7 +69,7 @@ def test_bound_streaming_model_carries_its_state_like_run():
 
 
 def test_fixed_batch_gives_the_same_logits_and_refuses_other_batches():
-    from microexp.edge.backends import OnnxModel
+    from microexp.edge.backends.ort import OnnxModel
     x = np.random.default_rng(2).uniform(0, 255, (2, 3, 28, 28)).astype(np.float32)
     dynamic = OnnxModel(MODELS / "au_edge.onnx")
     fixed = OnnxModel(MODELS / "au_edge.onnx", batch=1)
@@ -83,7 +83,7 @@ def test_fixed_batch_gives_the_same_logits_and_refuses_other_batches():
 def test_malformed_metadata_is_named_with_its_key(tmp_path):
     import onnx
 
-    from microexp.edge.backends import OnnxModel
+    from microexp.edge.backends.ort import OnnxModel
     proto = onnx.load(str(MODELS / "spotter.onnx"))
     for prop in proto.metadata_props:
         if prop.key == "spot_threshold":
@@ -92,4 +92,4 @@ def test_malformed_metadata_is_named_with_its_key(tmp_path):
     onnx.save(proto, str(bad))
     with pytest.raises(ValueError, match="bad_meta.onnx: metadata 'spot_threshold' is malformed"):
         OnnxModel(bad)
-    assert OnnxModel(MODELS / "spotter.onnx").spot_threshold == 0.8
+    assert OnnxModel(MODELS / "spotter.onnx").spec.spot_threshold == 0.8

@@ -7,11 +7,12 @@ import pytest
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
-from microexp.export.metadata import REQUIRED, parse
-from microexp.export.onnx_export import PARITY_TOLERANCE, export_onnx, realistic_inputs
+from microexp.edge.model_spec import REQUIRED, ModelSpec, ModelSpecError
+from microexp.edge.sample_inputs import realistic_inputs
+from microexp.edge.trt import TensorRTUnavailable, require_tensorrt
+from microexp.edge.trt.build import build_engine, calibration_feeds, check_engine_version, load_engine
+from microexp.export.onnx_export import PARITY_TOLERANCE, export_onnx
 from microexp.export.quantize import quantize_int8
-from microexp.export.tensorrt_build import (TensorRTUnavailable, build_engine, calibration_feeds, check_engine_version,
-                                           load_engine)
 from microexp.training.checkpoint import save_checkpoint, save_stream_checkpoint
 from microexp.training.experiment import Experiment, build_model
 from microexp.training.models import CnnLstm
@@ -46,9 +47,14 @@ def test_metadata_describes_the_model(checkpoints, tmp_path):
     assert json.loads(meta["labels"]) == ["AU04", "AU07", "AU12"]
     assert json.loads(meta["thresholds"]) == [0.4, 0.5, 0.6]
     assert meta["task"] == "au" and meta["input_encoding"] == "hsv28" and meta["output_kind"] == "logits"
-    assert "Farneback" in meta["flow_method"]
+    assert meta["flow"] == "farneback" and "Farneback" in meta["flow_method"]
     emo = _meta(export_onnx(checkpoints["emo"], tmp_path / "emo.onnx").onnx_path)
     assert emo["input_encoding"] == "uvs28-regions" and json.loads(emo["input_channels"]) == ["u", "v", "strain"]
+    assert emo["flow"] == "megc2019-composite"
+    # What the writer wrote, the one reader reads back whole.
+    spec = ModelSpec.from_props(meta, "au.onnx")
+    assert spec.labels == ("AU04", "AU07", "AU12") and spec.thresholds == (0.4, 0.5, 0.6)
+    assert spec.to_props() == dict(meta)
 
 
 def test_parity_on_random_and_realistic_inputs(checkpoints, tmp_path):
@@ -68,8 +74,9 @@ def test_dynamic_and_fixed_batch(checkpoints, tmp_path):
 
 
 def test_streaming_steps_equal_the_full_pytorch_sequence(checkpoints, tmp_path):
-    from microexp.export.onnx_export import load_any_checkpoint
-    model, _, kind = load_any_checkpoint(checkpoints["stream"])
+    from microexp.training.checkpoint import load_checkpoint
+    loaded = load_checkpoint(checkpoints["stream"])
+    model, kind = loaded.model, loaded.kind
     assert kind == "stream"
     path = export_onnx(checkpoints["stream"], tmp_path / "s.onnx").onnx_path
     assert json.loads(_meta(path)["state_size"]) == 16
@@ -122,15 +129,14 @@ def test_missing_and_corrupt_files_fail_clearly(tmp_path):
     corrupt.write_bytes(b"not an onnx file")
     with pytest.raises(ValueError, match="corrupt.onnx is not a readable ONNX model"):
         quantize_int8(corrupt, tmp_path / "c.int8.onnx")
-    with pytest.raises(ValueError, match="lack"):
-        parse({"task": "au"}, "foreign.onnx")
+    with pytest.raises(ModelSpecError, match="foreign.onnx.*lacks"):
+        ModelSpec.from_props({"task": "au"}, "foreign.onnx")
     assert not (tmp_path / "x.onnx").exists()
 
 
 def _tensorrt_available():
     try:
-        from microexp.export.tensorrt_build import _require
-        _require()
+        require_tensorrt()
         return True, ""
     except TensorRTUnavailable as err:
         return False, str(err)

@@ -86,4 +86,3 @@ def flow_cases(seed=0):
     ]
 
 
-from microexp.kernels.reference import hsv28 as reference_hsv28  # noqa: E402  (re-export)

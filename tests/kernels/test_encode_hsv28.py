@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from microexp import kernels as K
+from microexp.kernels.reference import hsv28 as reference_hsv28
 
-from .corpus import flow_cases, reference_hsv28
+from .corpus import flow_cases
 
 CASES = flow_cases(seed=1)
 

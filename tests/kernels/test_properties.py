@@ -7,8 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from microexp import kernels as K
-
-from .corpus import reference_hsv28
+from microexp.kernels.reference import hsv28 as reference_hsv28
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -129,12 +129,10 @@ def test_flip_negates_u_and_composite_uses_the_kernel():
 def _astronaut_face():
     """The public-domain photo in training/faces, cropped to its face with a margin (as the
     apex faces of the composite are stored)."""
-    from pathlib import Path
-
     import cv2
-    import microexp
-    photo = Path(microexp.__file__).parent / "training" / "faces" / "astronaut.png"
-    return cv2.imread(str(photo))[41:194, 160:288]
+
+    from microexp.training.synth import PHOTOS
+    return cv2.imread(str(PHOTOS / "astronaut.png"))[41:194, 160:288]
 
 
 def test_apex_landmarks_follow_the_official_detection(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from microexp.training import linear_fit, loso
+from microexp.training import fitting, inputs, linear_fit, loso
 from microexp.training.experiment import Experiment
 from microexp.training.models.linear import PooledLinear, colour_wheel
 
@@ -139,7 +139,7 @@ def _au_maps(n_subjects=6, per_subject=10, seed=0):
     rng = np.random.default_rng(seed)
     maps, labels, subjects = [], [], []
     for s in range(n_subjects):
-        for k in range(per_subject):
+        for _ in range(per_subject):
             on = [int(rng.random() < 0.4), int(rng.random() < 0.4)]
             m = rng.uniform(0, 60, (3, 28, 28)).astype(np.float32)
             if on[0]:
@@ -180,12 +180,13 @@ def test_linear_checkpoint_exports_to_onnx_with_parity(tmp_path):
     from microexp.training.checkpoint import load_checkpoint, save_checkpoint
     maps, labels, subjects = _au_maps(n_subjects=4)
     exp = Experiment(task="au", **dict(LINEAR, model_args=dict(LINEAR["model_args"], features="chroma")))
-    model = loso.train_model(exp, maps, labels, subjects=subjects)
+    model = fitting.train_model(exp, maps, labels, subjects=subjects)
     ckpt = save_checkpoint(tmp_path / "lin.pt", model, exp, dataset="samm-au", labels=["AU04", "AU12"],
                            metrics={}, provenance="test fixture")
-    again, _, meta = load_checkpoint(ckpt)
+    loaded = load_checkpoint(ckpt)
+    again, meta = loaded.model, loaded.metadata
     assert list(meta["inverse_penalty"]) == ["AU04", "AU12"]  # the chosen C travels with the model
-    x = loso.prepare_inputs(exp, maps[:5])
+    x = inputs.prepare_inputs(exp, maps[:5])
     assert torch.equal(again(x), model(x))  # the standardisation travels with the weights
     report = export_onnx(ckpt, tmp_path / "lin.onnx")
     assert report.parity_ok and report.metadata["input_encoding"] == "hsv28"
@@ -253,7 +254,10 @@ def test_mirrored_chroma_features_are_those_of_the_mirrored_flow():
     flow += rng.normal(0, 0.05, flow.shape).astype(np.float32)
     mirror = flow[:, ::-1].copy()
     mirror[..., 0] *= -1
-    encode = lambda f: torch.from_numpy(kernels.encode_hsv28(np.ascontiguousarray(f)).transpose(2, 0, 1)[None].astype(np.float32) / 255)
+
+    def encode(f):
+        hsv = kernels.encode_hsv28(np.ascontiguousarray(f)).transpose(2, 0, 1)[None]
+        return torch.from_numpy(hsv.astype(np.float32) / 255)
     model = PooledLinear(2, features="chroma")
     want = model.pooled(encode(mirror))
     got = model.pooled(encode(flow), mirrored=True)

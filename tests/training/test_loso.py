@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from microexp.training import loso
+from microexp.training import fitting, inputs, loso
 from microexp.training.experiment import Experiment
 from microexp.training.report import summarise, write_report
 
@@ -28,13 +28,13 @@ def _separable(n_per_subject=6, subjects=("a", "b", "c", "d")):
 def test_no_subject_is_in_both_train_and_test(monkeypatch):
     maps, labels, subjects = _separable()
     seen = []
-    original = loso.train_model
+    original = fitting.train_model
 
     def spy(exp, m, t, **kw):
         seen.append(len(m))
         return original(exp, m, t, **kw)
 
-    monkeypatch.setattr(loso, "train_model", spy)
+    monkeypatch.setattr(fitting, "train_model", spy)
     folds = loso.run_loso(Experiment(epochs=1, **TINY), maps, labels, subjects, progress=False)
     assert [f["subject"] for f in folds] == ["a", "b", "c", "d"]
     for f in folds:
@@ -47,8 +47,8 @@ def test_no_subject_is_in_both_train_and_test(monkeypatch):
 def test_tiny_model_learns_a_planted_pattern():
     maps, labels, _ = _separable()
     exp = Experiment(epochs=25, **TINY)
-    model = loso.train_model(exp, maps, labels)
-    pred = loso.predict(exp, model, loso.prepare_inputs(exp, maps))
+    model = fitting.train_model(exp, maps, labels)
+    pred = fitting.predict(exp, model, inputs.prepare_inputs(exp, maps))
     assert np.mean(pred == labels) >= 0.95
 
 
@@ -63,10 +63,10 @@ def test_interrupted_fold_resumes_to_the_same_result(tmp_path):
     ckpt = tmp_path / "resumed" / "folds" / "a.pt"
     ckpt.parent.mkdir(parents=True)
     saved = {}
-    loso.train_model(short, maps[subjects != "a"], labels[subjects != "a"],
+    fitting.train_model(short, maps[subjects != "a"], labels[subjects != "a"],
                      checkpoint=lambda p: saved.update(p), checkpoint_every=3)
     assert not saved  # the last epoch of a run is never checkpointed
-    loso.train_model(exp, maps[subjects != "a"], labels[subjects != "a"],
+    fitting.train_model(exp, maps[subjects != "a"], labels[subjects != "a"],
                      checkpoint=lambda p: saved.update(p) if p["epoch"] == 3 else None, checkpoint_every=3)
     torch.save(dict(saved, oracle_best={}), ckpt)
     resumed = loso.run_loso(exp, maps, labels, subjects, out_dir=tmp_path / "resumed", folds=["a"],
@@ -119,10 +119,10 @@ def test_oracle_run_also_reports_every_fixed_epoch_and_its_last_matches_an_hones
 
 def test_au_task_uses_logits_with_pos_weight():
     targets = np.array([[1, 0], [0, 0], [0, 0], [1, 1]], np.float32)
-    crit = loso.loss_function(Experiment(task="au", **TINY), targets, 2)
+    crit = fitting.loss_function(Experiment(task="au", **TINY), targets, 2)
     assert isinstance(crit, torch.nn.BCEWithLogitsLoss)
     assert crit.pos_weight.tolist() == [1.0, 3.0]
-    capped = loso.loss_function(Experiment(task="au", pos_weight_cap=2, **TINY), targets, 2)
+    capped = fitting.loss_function(Experiment(task="au", pos_weight_cap=2, **TINY), targets, 2)
     assert capped.pos_weight.tolist() == [1.0, 2.0]
     with pytest.raises(ValueError, match="pos_weight_cap"):
         Experiment(task="emotion", pos_weight_cap=2)
@@ -144,13 +144,13 @@ def test_inner_thresholds_never_see_the_test_subject(monkeypatch):
     subjects = np.repeat(["a", "b", "c", "d", "e", "f"], 5)
     exp = Experiment(task="au", epochs=1, inner_thresholds=True, **TINY)
     seen = []
-    original = loso.train_model
+    original = fitting.train_model
 
     def spy(e, m, t, **kw):
         seen.append(m.shape[0])
         return original(e, m, t, **kw)
 
-    monkeypatch.setattr(loso, "train_model", spy)
+    monkeypatch.setattr(fitting, "train_model", spy)
     fold = loso.run_loso(exp, maps, targets, subjects, folds=["a"], progress=False)[0]
     # inner model on 4 of the 5 training subjects (20 maps), final model on all 5 (25 maps)
     assert seen == [20, 25]
@@ -167,9 +167,9 @@ def test_ensemble_settings_that_cannot_hold_are_refused():
     with pytest.raises(ValueError, match="HSV-encoded"):
         Experiment(task="au", tta_flip=True)
     maps, labels, subjects = _separable()
-    with pytest.raises(ValueError, match="int8-eval"):
+    with pytest.raises(ValueError, match="scores one model per fold"):
         loso.run_loso(Experiment(epochs=1, ensemble=2, **TINY), maps, labels, subjects,
-                      progress=False, int8_eval=True)
+                      progress=False, fold_extra=lambda *args: {})
 
 
 def test_ensemble_members_are_the_single_seed_runs_and_their_mean_decides(tmp_path):
@@ -197,9 +197,9 @@ def test_flip_averaged_probabilities_are_those_of_the_mirrored_maps():
     maps, labels, subjects = _separable()
     exp = Experiment(epochs=2, tta_flip=True, **TINY)
     fold = loso.run_loso(exp, maps, labels, subjects, folds=["c"], progress=False)[0]
-    model = loso.train_model(exp, maps[subjects != "c"], labels[subjects != "c"])
+    model = fitting.train_model(exp, maps[subjects != "c"], labels[subjects != "c"])
     from microexp.training.regions import flip_maps
-    mirrored = loso.probabilities(exp, model, flip_maps(maps[subjects == "c"]))
+    mirrored = fitting.probabilities(exp, model, flip_maps(maps[subjects == "c"]))
     np.testing.assert_allclose(fold["members"][0]["probs_flipped"], mirrored, rtol=1e-5)
 
 
@@ -238,13 +238,13 @@ def test_per_sample_landmarks_place_the_regions_and_mirror_with_the_maps(monkeyp
     maps = rng.uniform(0, 255, (4, 3, 28, 28)).astype(np.float32)
     landmarks = rng.uniform(7, 21, (4, 5, 2))
     exp = Experiment(epochs=1, flip=True, landmarks="mtcnn", **dict(TINY, input="composite"))
-    x = loso.prepare_inputs(exp, maps, landmarks=landmarks).numpy()
+    x = inputs.prepare_inputs(exp, maps, landmarks=landmarks).numpy()
     np.testing.assert_allclose(x, regions.compose_batch(maps, landmarks) * exp.scale, rtol=1e-6)
     # With a training flip, a mirrored map is composed at the mirrored landmarks.
     gen = np.random.default_rng(0)
     chosen = np.random.default_rng(0).random(4) < 0.5
     assert chosen.any() and not chosen.all()
-    x = loso.prepare_inputs(exp, maps, gen, landmarks).numpy()
+    x = inputs.prepare_inputs(exp, maps, gen, landmarks).numpy()
     want = np.where(chosen[:, None, None, None],
                     regions.compose_batch(regions.flip_maps(maps), regions.flip_landmarks(landmarks)),
                     regions.compose_batch(maps, landmarks)) * exp.scale
@@ -262,14 +262,14 @@ def test_landmark_jitter_moves_each_training_composite_within_its_range():
     rng = np.random.default_rng(5)
     maps = rng.uniform(0, 255, (6, 3, 28, 28)).astype(np.float32)
     exp = Experiment(epochs=1, landmark_jitter=2, **dict(TINY, input="composite"))
-    x = loso.prepare_inputs(exp, maps, np.random.default_rng(9)).numpy()
+    x = inputs.prepare_inputs(exp, maps, np.random.default_rng(9)).numpy()
     offsets = np.random.default_rng(9).integers(-2, 3, size=(6, 5, 2))
     assert np.abs(offsets).max() == 2 and len({o.tobytes() for o in offsets}) == 6
     want = regions.compose_batch(maps, FALLBACK_LANDMARKS_28[None] + offsets) * exp.scale
     np.testing.assert_allclose(x, want, rtol=1e-6)
     assert not np.allclose(x, regions.compose_batch(maps) * exp.scale)
     # Jitter is training-only: test inputs (no rng) sit at the fixed points.
-    np.testing.assert_allclose(loso.prepare_inputs(exp, maps).numpy(),
+    np.testing.assert_allclose(inputs.prepare_inputs(exp, maps).numpy(),
                                regions.compose_batch(maps) * exp.scale, rtol=1e-6)
 
 
@@ -283,9 +283,9 @@ def test_probe_landmarks_score_each_model_on_composites_built_there(tmp_path):
     plain = loso.run_loso(Experiment(epochs=2, ensemble=2, **composite), maps, labels, subjects, progress=False)
     for f, g in zip(folds, plain):  # the probe never changes the run's own result
         assert f["pred"] == g["pred"] and f["probs"] == g["probs"]
-    model = loso.train_model(dataclasses.replace(exp, seed=1), maps[subjects != "d"], labels[subjects != "d"])
+    model = fitting.train_model(dataclasses.replace(exp, seed=1), maps[subjects != "d"], labels[subjects != "d"])
     test = maps[subjects == "d"]
-    want = loso.probabilities(exp, model, test, np.repeat(np.asarray(moved)[None], len(test), 0))
+    want = fitting.probabilities(exp, model, test, np.repeat(np.asarray(moved)[None], len(test), 0))
     np.testing.assert_allclose(folds[-1]["members"][1]["probs_probe"], want, rtol=1e-5)
     assert not np.allclose(want, folds[-1]["members"][1]["probs"])
     summary = summarise(exp, folds, datasets=["x"] * len(maps))

@@ -10,10 +10,22 @@ import torch
 
 from microexp import kernels
 from microexp.training.models import CnnLstm
-from microexp.training.runtime_sequences import (EXPRESSION, IGNORE, RuntimeSequence, frame_targets, mirror,
-                                                 sample_windows)
-from microexp.training.spotter import (THRESHOLDS, choose_threshold, expression_scores, spot_from_scores,
-                                       spotting_loss, train_runtime_spotter)
+from microexp.training.runtime_sequences import (
+    EXPRESSION,
+    IGNORE,
+    RuntimeSequence,
+    frame_targets,
+    mirror,
+    sample_windows,
+)
+from microexp.training.spotter import (
+    THRESHOLDS,
+    choose_threshold,
+    expression_scores,
+    spot_from_scores,
+    spotting_loss,
+    train_runtime_spotter,
+)
 
 
 def test_frame_targets_follow_the_sheet_and_unknown_emotions_count_as_expression():
@@ -96,16 +108,15 @@ def test_training_learns_to_score_event_frames_above_calm_ones():
 
 
 def test_cli_trains_on_a_generated_set_and_the_runtime_takes_its_threshold(tmp_path, capsys):
-    from microexp.edge.cli import main as edge_main
+    from microexp.cli import main
     from microexp.edge.pipeline import Pipeline, PipelineConfig
     from microexp.export.onnx_export import export_onnx
-    from microexp.training.cli import main
     data = tmp_path / "set"
-    assert edge_main(["synth", "--out", str(data), "--clips", "1", "--frames", "60", "--events", "1",
+    assert main(["synth", "--out", str(data), "--clips", "1", "--frames", "60", "--events", "1",
                       "--size", "256x256", "--seed", "4"]) == 0
     capsys.readouterr()
     out = tmp_path / "spotter.pt"
-    assert main(["spotter", "--data", str(data), "--dev", str(data), "--out", str(out), "--steps", "2",
+    assert main(["train", "spotter", "--data", str(data), "--dev", str(data), "--out", str(out), "--steps", "2",
                  "--window", "30", "--batch-size", "2", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["clips"] == 1 and summary["frames"] == 60
@@ -114,7 +125,7 @@ def test_cli_trains_on_a_generated_set_and_the_runtime_takes_its_threshold(tmp_p
     assert "microexp train spotter" in card and "no licensed data set" in card
     report = export_onnx(out, tmp_path / "spotter.onnx")
     assert report.parity_ok and json.loads(report.metadata["spot_threshold"]) == summary["threshold"]
-    assert "runtime encode_uvs28" in report.metadata["flow_method"]
+    assert "runtime encode_uvs28" in report.metadata["flow_method"] and report.metadata["flow"] == "farneback"
     pipe = Pipeline(PipelineConfig(au_model=None, emotion_model=None, spotter_model=str(tmp_path / "spotter.onnx"),
                                    spot_score="learned"))
     assert pipe.spot_threshold == summary["threshold"] and pipe.spotter.threshold() == summary["threshold"]
@@ -126,23 +137,28 @@ def test_cli_trains_on_a_generated_set_and_the_runtime_takes_its_threshold(tmp_p
     assert pipe.spot_threshold is None and pipe.spotter.threshold() == float("inf")  # no baseline yet
 
 
-def test_cli_refuses_a_warm_start_that_is_not_a_streaming_model(tmp_path):
+def test_cli_refuses_a_warm_start_that_is_not_a_streaming_model(tmp_path, capsys):
+    from microexp.cli import main
     from microexp.training.checkpoint import save_checkpoint
-    from microexp.training.cli import main
     from microexp.training.experiment import Experiment, build_model
     exp = Experiment(task="emotion", model="cnn", model_args=dict(width=4), epochs=1)
     classifier = tmp_path / "classifier.pt"
     save_checkpoint(classifier, build_model(exp, 3), exp, dataset="megc",
                     labels=["negative", "positive", "surprise"], metrics={}, provenance="test")
-    with pytest.raises(SystemExit, match="classifier.pt is not a streaming CNN-LSTM"):
-        main(["spotter", "--data", str(tmp_path), "--out", str(tmp_path / "x.pt"), "--init", str(classifier)])
+    assert main(["train", "spotter", "--data", str(tmp_path), "--out", str(tmp_path / "x.pt"),
+                 "--init", str(classifier)]) == 2
+    assert "microexp train: --init " in capsys.readouterr().err
+    # The library says it with a typed error, not by exiting.
+    from microexp.training.spotter import SpotterSettings, train_spotter
+    with pytest.raises(ValueError, match="classifier.pt is not a streaming CNN-LSTM"):
+        train_spotter(SpotterSettings(data=[str(tmp_path)], out=str(tmp_path / "x.pt"), init=str(classifier)), "test")
 
 
-def test_cli_names_a_folder_that_is_not_a_generated_set(tmp_path):
-    from microexp.training.cli import main
-    with pytest.raises(SystemExit, match=f"{tmp_path}: no samm.csv"):
-        main(["spotter", "--data", str(tmp_path), "--out", str(tmp_path / "x.pt")])
+def test_cli_names_a_folder_that_is_not_a_generated_set(tmp_path, capsys):
+    from microexp.cli import main
+    assert main(["train", "spotter", "--data", str(tmp_path), "--out", str(tmp_path / "x.pt")]) == 2
+    assert f"{tmp_path}: no samm.csv" in capsys.readouterr().err
     (tmp_path / "samm.csv").write_text("Subject;Filename;Onset Frame;Apex Frame;Offset Frame;Action Units\n")
-    with pytest.raises(SystemExit, match="no SUBJECT/CLIP folders"):
-        main(["spotter", "--data", str(tmp_path), "--out", str(tmp_path / "x.pt")])
+    assert main(["train", "spotter", "--data", str(tmp_path), "--out", str(tmp_path / "x.pt")]) == 2
+    assert "no SUBJECT/CLIP folders" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from microexp.edge.cli import main
+from microexp.cli import main
 from microexp.training import synth
 from microexp.training.datasets.samm import read_samm_csv, samm_clip_frames, samm_frame_path
 

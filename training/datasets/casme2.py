@@ -52,7 +52,7 @@ def read_casme2_sheet(path) -> List[Casme2Clip]:
         try:
             onset, offset = int(float(row["OnsetFrame"])), int(float(row["OffsetFrame"]))
         except (KeyError, ValueError):
-            warnings.warn(f"{path.name} line {line} ({subject}/{clip}): unreadable onset/offset; skipped")
+            warnings.warn(f"{path.name} line {line} ({subject}/{clip}): unreadable onset/offset; skipped", stacklevel=2)
             continue
         apex_text = str(row.get("ApexFrame", "")).strip()
         try:
@@ -60,13 +60,13 @@ def read_casme2_sheet(path) -> List[Casme2Clip]:
         except ValueError:
             apex = None
             warnings.warn(f"{path.name} line {line} ({subject}/{clip}): apex {apex_text!r} "
-                          "missing; kept with apex=None")
+                          "missing; kept with apex=None", stacklevel=2)
         emotion = str(row.get("Estimated Emotion", "")).strip()
         if not emotion:
-            warnings.warn(f"{path.name} line {line} ({subject}/{clip}): no emotion label")
+            warnings.warn(f"{path.name} line {line} ({subject}/{clip}): no emotion label", stacklevel=2)
         aus = parse_action_units(row.get("Action Units", ""))
         if aus.unknown:
-            warnings.warn(f"{path.name} line {line} ({subject}/{clip}): unknown AU token(s) {aus.unknown}")
+            warnings.warn(f"{path.name} line {line} ({subject}/{clip}): unknown AU token(s) {aus.unknown}", stacklevel=2)
         clips.append(Casme2Clip(subject, clip, onset, apex, offset, aus, emotion))
     return clips
 

@@ -50,11 +50,11 @@ class MegcComposite:
                         raise ValueError(f"label {label} not in 0..2")
                     sub, clip = row["sub"].strip(), row["filename_o"].strip()
                 except (KeyError, ValueError) as err:
-                    warnings.warn(f"{sheet.name} line {line}: skipped ({err})")
+                    warnings.warn(f"{sheet.name} line {line}: skipped ({err})", stacklevel=2)
                     continue
                 flow = self._flow_path(sub, clip)
                 if flow is None:
-                    warnings.warn(f"{sheet.name} line {line}: no flow PNG for {sub}/{clip}; skipped")
+                    warnings.warn(f"{sheet.name} line {line}: no flow PNG for {sub}/{clip}; skipped", stacklevel=2)
                     continue
                 self.samples.append(CompositeSample(row["dataset"].strip(), sub, clip, label, flow,
                                                     self.root / self.APEX_DIR / row["imagename"].strip()))

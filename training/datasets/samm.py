@@ -47,14 +47,14 @@ def read_samm_csv(path) -> List[SammClip]:
                 onset, apex, offset = (int(str(row[k]).strip()) for k in
                                        ("Onset Frame", "Apex Frame", "Offset Frame"))
             except ValueError:
-                warnings.warn(f"{path.name} line {line} ({clip}): unreadable frame numbers; skipped")
+                warnings.warn(f"{path.name} line {line} ({clip}): unreadable frame numbers; skipped", stacklevel=2)
                 continue
             if not onset <= apex <= offset:
                 warnings.warn(f"{path.name} line {line} ({clip}): apex {apex} outside "
-                              f"[{onset}, {offset}]; kept as annotated")
+                              f"[{onset}, {offset}]; kept as annotated", stacklevel=2)
             aus = parse_action_units(row["Action Units"])
             if aus.unknown:
-                warnings.warn(f"{path.name} line {line} ({clip}): unknown AU token(s) {aus.unknown}")
+                warnings.warn(f"{path.name} line {line} ({clip}): unknown AU token(s) {aus.unknown}", stacklevel=2)
             clips.append(SammClip(str(row["Subject"]).strip().zfill(3), clip, onset, apex, offset,
                                   aus, row["Action Units"], (row.get("Estimated Emotion") or "").strip(),
                                   str(row.get("Objective Classes") or "").strip(),
@@ -108,7 +108,7 @@ class SammAUMaps:
         for line, row in enumerate(rows, start=2):
             p = self.root / self.FLOW_DIR / row["sub_filename"].strip()
             if not p.is_file():
-                warnings.warn(f"{sheet.name} line {line}: no flow map {p.name}; skipped")
+                warnings.warn(f"{sheet.name} line {line}: no flow map {p.name}; skipped", stacklevel=2)
                 continue
             self.subjects.append(row["sub"].strip())
             self.clips.append(row["filename_o"].strip())

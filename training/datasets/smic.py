@@ -42,13 +42,13 @@ def scan_smic(root) -> List[SmicClip]:
     for subject in sorted(p for p in root.iterdir() if p.is_dir() and re.fullmatch(r"s\d+", p.name)):
         for emotion_dir in sorted((subject / "micro").glob("*")):
             if emotion_dir.name not in EMOTIONS:
-                warnings.warn(f"SMIC: unexpected folder {emotion_dir}; skipped")
+                warnings.warn(f"SMIC: unexpected folder {emotion_dir}; skipped", stacklevel=2)
                 continue
             for clip in sorted(p for p in emotion_dir.iterdir() if p.is_dir()):
                 frames = sorted(int(m.group(1)) for f in clip.iterdir()
                                 if (m := re.fullmatch(r"image(\d{6})\.jpg", f.name)))
                 if not frames:
-                    warnings.warn(f"SMIC: no image######.jpg frames in {clip}; skipped")
+                    warnings.warn(f"SMIC: no image######.jpg frames in {clip}; skipped", stacklevel=2)
                     continue
                 clips.append(SmicClip(subject.name, emotion_dir.name, clip.name, frames))
     return clips

@@ -1,45 +1,37 @@
 """TensorRT engines from our ONNX files (FP32, FP16, INT8 with a calibrator fed by realistic
-encoded inputs), cached by model hash, precision, batch, GPU model and TensorRT version. Needs an NVIDIA GPU and the
-`tensorrt` package (the [trt] extra); without them every entry point raises TensorRTUnavailable
-with the reason."""
+encoded inputs), cached by model hash, precision, batch, GPU model and TensorRT version."""
 from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import re
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .onnx_export import realistic_inputs
-
-PRECISIONS = ("fp32", "fp16", "int8")
-
-
-class TensorRTUnavailable(RuntimeError):
-    pass
+from ..model_spec import ModelSpec
+from ..sample_inputs import realistic_inputs
+from . import PRECISIONS, TensorRTUnavailable, require_tensorrt
 
 
-def _require():
+def onnx_interface(path: Path) -> Tuple[dict, List[str], List[str]]:
+    """(metadata_props, input names, output names) of an ONNX file, in graph order."""
+    import onnx
     try:
-        import tensorrt as trt
-    except ImportError as err:
-        raise TensorRTUnavailable("TensorRT paths need the tensorrt package "
-                                  "(pip install 'microexp-edge[trt]') and an NVIDIA GPU") from err
-    try:
-        import ctypes
-        ctypes.CDLL("libcuda.so.1")
-    except OSError as err:
-        raise TensorRTUnavailable("TensorRT paths need an NVIDIA GPU and driver (libcuda.so.1 not found)") from err
-    return trt
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as err:
+        raise ValueError(f"model {path}: not a readable ONNX file ({err})") from err
+    props = {p.key: p.value for p in model.metadata_props}
+    initializers = {t.name for t in model.graph.initializer}
+    inputs = [i.name for i in model.graph.input if i.name not in initializers]
+    return props, inputs, [o.name for o in model.graph.output]
 
 
 @functools.lru_cache(maxsize=1)
 def gpu_name() -> str:
     """The GPU's name from the CUDA driver (nvidia-smi is missing on some Jetson images)."""
-    from microexp.edge.cuda_driver import CudaDriver, CudaUnavailable
+    from .driver import CudaDriver, CudaUnavailable
     try:
         return CudaDriver().device_name
     except (CudaUnavailable, RuntimeError) as err:
@@ -49,7 +41,7 @@ def gpu_name() -> str:
 def engine_path(onnx_path, precision: str, cache_dir=None, batch: int = 8) -> Path:
     """Cache key: ONNX content hash, precision, the batch the profile is tuned for, GPU model,
     TensorRT version."""
-    trt = _require()
+    trt = require_tensorrt()
     onnx_path = Path(onnx_path)
     digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()[:16]
     gpu = re.sub(r"[^A-Za-z0-9]+", "-", gpu_name()).strip("-")
@@ -58,10 +50,10 @@ def engine_path(onnx_path, precision: str, cache_dir=None, batch: int = 8) -> Pa
 
 
 def build_engine(onnx_path, precision: str = "fp16", cache_dir=None, batch: int = 8,
-                 calibration_samples: int = 256, encoding: Optional[str] = None) -> Path:
+                 calibration_samples: int = 256, spec: Optional[ModelSpec] = None) -> Path:
     if precision not in PRECISIONS:
         raise ValueError(f"build_engine: precision must be one of {PRECISIONS}, got {precision!r}")
-    trt = _require()
+    trt = require_tensorrt()
     path = engine_path(onnx_path, precision, cache_dir, batch)
     if path.is_file():
         return path
@@ -84,7 +76,7 @@ def build_engine(onnx_path, precision: str = "fp16", cache_dir=None, batch: int 
         config.set_flag(trt.BuilderFlag.FP16)
     if precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)
-        config.int8_calibrator = _calibrator(trt, calibration_feeds(onnx_path, calibration_samples, encoding),
+        config.int8_calibrator = _calibrator(trt, calibration_feeds(onnx_path, calibration_samples, spec),
                                              path.with_suffix(".calib"))
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
@@ -96,26 +88,23 @@ def build_engine(onnx_path, precision: str = "fp16", cache_dir=None, batch: int 
     return path
 
 
-def calibration_feeds(onnx_path, samples: int, encoding: Optional[str] = None) -> Dict[str, np.ndarray]:
+def calibration_feeds(onnx_path, samples: int, spec: Optional[ModelSpec] = None) -> Dict[str, np.ndarray]:
     """What INT8 calibration feeds each input, as the model sees it at run time: realistic
-    encoded maps times the model's input_scale (its metadata), zero (h, c) for a streaming
-    model (a sequence's first step)."""
-    import onnx
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    meta = {p.key: p.value for p in model.metadata_props}
-    scale = float(json.loads(meta.get("input_scale", "1")))
-    maps = realistic_inputs(encoding or meta.get("input_encoding", "uvs28"), samples) * np.float32(scale)
+    encoded maps times the model's input_scale, zero (h, c) for a streaming model (a
+    sequence's first step). `spec`: the model's, read from the file when not given."""
+    if spec is None:
+        spec = ModelSpec.from_props(onnx_interface(Path(onnx_path))[0], str(onnx_path))
+    maps = realistic_inputs(spec.input_encoding, samples) * np.float32(spec.input_scale)
     feeds = {"input": maps}
-    state = int(json.loads(meta.get("state_size", "0")))
-    for name in ("h", "c") if state else ():
-        feeds[name] = np.zeros((samples, state), np.float32)
+    for name in ("h", "c") if spec.state_size else ():
+        feeds[name] = np.zeros((samples, spec.state_size), np.float32)
     return feeds
 
 
 def _calibrator(trt, feeds: Dict[str, np.ndarray], cache: Path):
     """Entropy calibration over `feeds`, one sample at a time, copied to the device through the
     CUDA driver (no torch or pycuda needed)."""
-    from microexp.edge.cuda_driver import CudaDriver
+    from .driver import CudaDriver
 
     class Calibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self):
@@ -159,7 +148,7 @@ def check_engine_version(path, installed: str) -> None:
 
 def load_engine(path):
     """Deserialise an engine; one built by another TensorRT version is refused by name."""
-    trt = _require()
+    trt = require_tensorrt()
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"load_engine: {path} does not exist")

@@ -10,8 +10,7 @@ import json
 from pathlib import Path
 
 
-def build_parser(parser=None):
-    p = parser or argparse.ArgumentParser(prog="microexp export", description=__doc__.splitlines()[0])
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="a training checkpoint (.pt) from `microexp train fit` or `train sequence`")
     p.add_argument("--out", help="ONNX path (default: the checkpoint's name with .onnx)")
     p.add_argument("--batch", default="dynamic", help="'dynamic' (default) or a fixed batch size")
@@ -19,25 +18,33 @@ def build_parser(parser=None):
     p.add_argument("--int8", action="store_true", help="also write <out>.int8.onnx (CPU static INT8)")
     p.add_argument("--trt", default="", help="comma-separated TensorRT precisions: fp32, fp16, int8")
     p.add_argument("--json", action="store_true")
-    return p
 
 
 def run(args) -> int:
-    from .onnx_export import PARITY_TOLERANCE, export_onnx
-    batch = args.batch if args.batch == "dynamic" else int(args.batch)
+    from microexp.edge.model_spec import ModelSpec
+    from microexp.edge.trt import TensorRTUnavailable
+    from microexp.export.onnx_export import PARITY_TOLERANCE, export_onnx
+    if args.batch == "dynamic":
+        batch = "dynamic"
+    else:
+        try:
+            batch = int(args.batch)
+        except ValueError:
+            raise ValueError(f"--batch must be 'dynamic' or a positive integer, got {args.batch!r}") from None
     out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(".onnx")
     report = export_onnx(args.checkpoint, out, batch=batch, opset=args.opset)
     summary = {"onnx": str(report.onnx_path), "batch": report.batch, "parity_max_abs_diff": report.parity,
                "parity_tolerance": PARITY_TOLERANCE, "metadata": report.metadata}
     if args.int8:
-        from .quantize import quantize_int8
+        from microexp.export.quantize import quantize_int8
         summary["int8"] = str(quantize_int8(out, out.with_suffix(".int8.onnx")))
     if args.trt:
-        from .tensorrt_build import TensorRTUnavailable, build_engine
+        from microexp.edge.trt.build import build_engine
+        spec = ModelSpec.from_props(report.metadata, str(out))
         summary["tensorrt"] = {}
         for precision in [p.strip() for p in args.trt.split(",") if p.strip()]:
             try:
-                summary["tensorrt"][precision] = str(build_engine(out, precision, encoding=report.metadata["input_encoding"]))
+                summary["tensorrt"][precision] = str(build_engine(out, precision, spec=spec))
             except TensorRTUnavailable as err:
                 summary["tensorrt"][precision] = f"failed: {err}"
     if args.json:
@@ -46,9 +53,8 @@ def run(args) -> int:
         print(f"onnx: {summary['onnx']} (batch {summary['batch']})")
         print("parity, max |ORT - PyTorch| on logits: " +
               ", ".join(f"{k} {v:.2e}" for k, v in report.parity.items()) + f" (tolerance {PARITY_TOLERANCE})")
-        for key in ("int8",):
-            if key in summary:
-                print(f"{key}: {summary[key]}")
+        if "int8" in summary:
+            print(f"int8: {summary['int8']}")
         for precision, result in summary.get("tensorrt", {}).items():
             print(f"tensorrt {precision}: {result}")
     failed = any(str(v).startswith("failed") for v in summary.get("tensorrt", {}).values())

@@ -1,0 +1,105 @@
+"""`microexp run [SOURCE]`: per-frame AU probabilities, motion and micro-expression events for a
+video, a folder of frames or a camera, written to an output folder (microexp.edge.analysis)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from microexp.edge.analysis import COMPLETE, INTERRUPTED
+from microexp.edge.backends import BACKENDS
+from microexp.edge.config import DEFAULT_SPOTTER, SAMPLE_CLIP, SPOT_SCORES, PipelineConfig
+from microexp.edge.flow import METHODS
+from microexp.edge.trt import PRECISIONS
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = PipelineConfig.__dataclass_fields__  # the library's defaults, quoted in the help
+    p.add_argument("source", nargs="?", help="video file, folder of frames (SAMM/CASME II layout), camera "
+                   "index, /dev/videoN, v4l2://, csi://N, rtsp://..., or a GStreamer pipeline "
+                   "(default: the shipped synthetic sample clip)")
+    p.add_argument("--out", default="microexp_out", help="output folder (default: microexp_out)")
+    p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    p.add_argument("--flow", default="farneback", choices=METHODS, metavar="FLOW",
+                   help="farneback (reference, native), farneback-opencv (same through cv2), farneback-fast "
+                        "(fast mode: 152 px crop, tracked at half resolution), dis-ultrafast, dis-fast, "
+                        "dis-medium, tvl1 (slow)")
+    p.add_argument("--crop", type=int, help="aligned crop size in px (default: 224; 152 with --flow farneback-fast)")
+    p.add_argument("--track-level", type=int, choices=range(5), metavar="{0..4}",
+                   help="pyramid level the face tracking stops at: 0 full resolution (default), "
+                        "1 half resolution (default with --flow farneback-fast)")
+    p.add_argument("--reference", default="fixed", choices=("fixed", "lag", "refresh"))
+    p.add_argument("--fps", type=float, help="override the source's frame rate (folders default to 200)")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--loop", action="store_true", help="start a file or folder again at its end "
+                   "(demos, soak tests; stop with --max-frames or Ctrl-C)")
+    p.add_argument("--au-model", help="ONNX AU model (default: the shipped one)")
+    p.add_argument("--emotion-model", help="ONNX emotion model (default: the shipped one; 'none' to skip)")
+    p.add_argument("--spotter-model", nargs="?", const="default",
+                   help="run a streaming spotting model per frame (spot_* columns); without a path, the "
+                        "shipped learned spotter")
+    p.add_argument("--spot-score", choices=SPOT_SCORES, default=d["spot_score"].default,
+                   help="what the event detector follows (default: motion_local; 'learned': the spotter "
+                        "model's 1 - p(none), the shipped spotter unless --spotter-model names one)")
+    p.add_argument("--spot-threshold", type=float,
+                   help="fixed detector threshold (default: the spotter model's for 'learned', else baseline + k MAD)")
+    p.add_argument("--detect-score", type=float, default=d["detect_score"].default,
+                   help="lowest MTCNN score that starts a face track (default %(default)s)")
+    p.add_argument("--face", default="largest",
+                   help="which face to track: largest (default), central (nearest the frame centre), or X,Y "
+                        "(the face at that pixel of the first frame); unless largest, a lost track is "
+                        "re-acquired on the face nearest where it was lost")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--backend", default="auto", choices=BACKENDS,
+                   help="where the models run: auto (native TensorRT where installed with an NVIDIA "
+                        "driver, else ONNX Runtime), onnxruntime, ort-cpu, ort-cuda, ort-tensorrt, tensorrt")
+    p.add_argument("--trt-precision", default="fp32", choices=PRECISIONS,
+                   help="precision of native TensorRT engines (built on first use, then cached)")
+    p.add_argument("--no-timeline", action="store_true", help="skip the PNG timeline")
+    p.add_argument("--video", action="store_true", help="also write an annotated annotated.mp4")
+    p.add_argument("--openface", action="store_true",
+                   help="add OpenFace-style AUxx_c presence columns (at the model's thresholds)")
+
+
+def config_from(args) -> PipelineConfig:
+    overrides = dict(flow=args.flow, reference=args.reference, threads=args.threads,
+                     detect_score=args.detect_score, crop_size=args.crop, face=args.face,
+                     track_level=args.track_level, backend=args.backend, trt_precision=args.trt_precision,
+                     spot_score=args.spot_score, spot_threshold=args.spot_threshold)
+    if args.au_model:
+        overrides["au_model"] = args.au_model
+    if args.emotion_model:
+        overrides["emotion_model"] = None if args.emotion_model == "none" else args.emotion_model
+    if args.spotter_model:
+        overrides["spotter_model"] = str(DEFAULT_SPOTTER) if args.spotter_model == "default" \
+            else args.spotter_model
+    return PipelineConfig(**overrides)
+
+
+def _progress(done: int, total) -> None:
+    if total:
+        print(f"\r{done}/{total} frames", end="", file=sys.stderr, flush=True)
+
+
+def run(args) -> int:
+    from microexp.edge.analysis import AnalysisOptions, analyse
+    from microexp.edge.pipeline import Pipeline
+    from microexp.edge.sources import FrameSource
+    if args.source is None:
+        args.source = str(SAMPLE_CLIP)
+        print(f"microexp run: no source given, analysing the sample clip {args.source}", file=sys.stderr)
+    config = config_from(args)
+    with Pipeline(config) as pipe:
+        source = FrameSource(args.source, fps=args.fps, loop=args.loop)
+        options = AnalysisOptions(Path(args.out), format=args.format, max_frames=args.max_frames,
+                                  timeline=not args.no_timeline, video=args.video, openface=args.openface,
+                                  progress=_progress)
+        result = analyse(pipe, source, options)
+    print(file=sys.stderr)
+    if result.ended != COMPLETE:
+        print(f"microexp run: {result.message}; the rows written so far are complete", file=sys.stderr)
+    for note in result.summary.get("notes", []):
+        print(f"note: {note}", file=sys.stderr)
+    print(json.dumps(result.summary))
+    return 0 if result.ended == COMPLETE else 130 if result.ended == INTERRUPTED else 1

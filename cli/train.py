@@ -1,0 +1,182 @@
+"""`microexp train ...`: LOSO evaluation, a single subject split, the final fit, the streaming
+CNN-LSTM and the learned spotter (microexp.training.runs and .spotter do the work).
+
+    microexp train loso --set megc --data DIR --out runs/megc-edge [--preset edge] [--json]
+    microexp train split --set samm-au --data DIR --test-subjects sub006,sub007 --out DIR
+    microexp train fit --set megc --data DIR --out model.pt [--metrics runs/megc-edge/summary.json]
+    microexp train sequence --data DIR --out cnn_lstm.pt
+    microexp train spotter --data SYNTH_DIR [...] --dev SYNTH_DIR --out spotter.pt [--init cnn_lstm.pt]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+
+from microexp.training.presets import PRESETS, SETS
+
+
+def add_common(p):
+    p.add_argument("--set", choices=sorted(SETS), required=True,
+                   help="megc: 3-class emotion on the composite; samm-au: multi-label AUs")
+    p.add_argument("--data", required=True, help="folder holding the public data set's files")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="edge")
+    p.add_argument("--model-args", help="JSON overriding the preset's model arguments")
+    p.add_argument("--input", choices=("composite", "whole"), default="composite")
+    p.add_argument("--scale", type=float, default=1 / 255, help="input multiplier (1.0 = raw 0..255)")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--flip", action="store_true", help="mirror augmentation (negates u)")
+    p.add_argument("--class-balance", action="store_true")
+    p.add_argument("--threshold", type=float, default=0.5, help="fixed AU decision threshold")
+    p.add_argument("--pos-weight-cap", type=float, metavar="W",
+                   help="AU: bound each AU's BCE pos_weight (negatives/positives in the training fold) at W")
+    p.add_argument("--inner-thresholds", action="store_true",
+                   help="AU: choose per-AU thresholds on an inner split of the training subjects")
+    p.add_argument("--landmarks", choices=("fallback", "mtcnn"), default="fallback",
+                   help="composite regions: HTNet's fixed points, or MTCNN's on each 28x28 apex face")
+    p.add_argument("--landmark-jitter", type=int, default=0, metavar="PX",
+                   help="training: move each composite landmark by a random -PX..PX offset per axis")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="train_command", required=True)
+    loso = sub.add_parser("loso", help="leave-one-subject-out evaluation")
+    add_common(loso)
+    loso.add_argument("--protocol", choices=("honest", "oracle-epoch"), default="honest")
+    loso.add_argument("--out", required=True, help="run folder (resumed if it exists)")
+    loso.add_argument("--workers", type=int, default=0, help="parallel folds (0: one per core, CPU only)")
+    loso.add_argument("--folds", help="comma-separated subjects to run (default: all)")
+    loso.add_argument("--checkpoint-every", type=int, default=10)
+    loso.add_argument("--int8-eval", action="store_true",
+                      help="also export each fold's model to ONNX and INT8 and score those predictions")
+    loso.add_argument("--ensemble", type=int, default=1,
+                      help="models per fold (seeds SEED, SEED+1, ...), probabilities averaged")
+    loso.add_argument("--tta-flip", action="store_true",
+                      help="emotion: average each model's output with its output on the mirrored maps")
+    loso.add_argument("--probe-landmarks", metavar="X1,Y1,...,X5,Y5",
+                      help="also score every model on test composites built at these fixed points "
+                           "(an ablation in the summary; the result is unchanged)")
+    split = sub.add_parser("split", help="one model, the named subjects held out")
+    add_common(split)
+    split.add_argument("--test-subjects", required=True)
+    split.add_argument("--out", required=True)
+    fit = sub.add_parser("fit", help="final fit on every subject, saved as a checkpoint with a model card")
+    add_common(fit)
+    fit.add_argument("--out", required=True, help="checkpoint path (.pt); the card is written beside it")
+    fit.add_argument("--metrics", help="summary.json of the LOSO run that measured this configuration")
+    seq = sub.add_parser("sequence", help="the streaming CNN-LSTM on sequences built from the composite maps")
+    seq.add_argument("--data", required=True, help="folder of the MEGC composite (official HTNet layout)")
+    seq.add_argument("--out", required=True, help="checkpoint path (.pt); the card is written beside it")
+    seq.add_argument("--epochs", type=int, default=15)
+    seq.add_argument("--copies", type=int, default=4, help="sequences drawn per map and epoch")
+    seq.add_argument("--seed", type=int, default=0)
+    seq.add_argument("--json", action="store_true")
+    spot = sub.add_parser("spotter", help="the learned spotter on maps the runtime encodes from generated clips")
+    spot.add_argument("--data", nargs="+", required=True, help="sets written by `microexp synth` (training)")
+    spot.add_argument("--dev", help="a further generated set: chooses the event threshold stored with the model")
+    spot.add_argument("--out", required=True, help="checkpoint path (.pt); the card is written beside it")
+    spot.add_argument("--init", help="warm start from a streaming CNN-LSTM checkpoint")
+    spot.add_argument("--flow", default="farneback", help="the runtime flow mode the maps are encoded with")
+    spot.add_argument("--fps", type=float, default=200.0)
+    spot.add_argument("--steps", type=int, default=300)
+    spot.add_argument("--window", type=int, default=150, help="frames per training window")
+    spot.add_argument("--batch-size", type=int, default=12)
+    spot.add_argument("--lr", type=float, default=1e-3)
+    spot.add_argument("--balance", type=float, default=0.5,
+                      help="class weights = inverse frequency to this power (1 fully balanced)")
+    spot.add_argument("--no-flip", action="store_true", help="no mirror augmentation")
+    spot.add_argument("--seed", type=int, default=0)
+    spot.add_argument("--json", action="store_true")
+
+
+def parse_points(text):
+    """'x1,y1,...,x5,y5' -> [[x1, y1], ...]."""
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--probe-landmarks: expected 10 comma-separated numbers, got {text!r}") from None
+    if len(values) != 10:
+        raise ValueError(f"--probe-landmarks: expected 10 comma-separated numbers (5 x, y points), "
+                         f"got {len(values)}")
+    return [values[i:i + 2] for i in range(0, 10, 2)]
+
+
+def experiment_from(args):
+    from microexp.training.presets import make_experiment
+    return make_experiment(
+        args.set, args.preset, args.model_args, input=args.input, scale=args.scale, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, flip=args.flip,
+        class_balance=args.class_balance, protocol=getattr(args, "protocol", "honest"),
+        threshold=args.threshold, inner_thresholds=args.inner_thresholds,
+        ensemble=getattr(args, "ensemble", 1), tta_flip=getattr(args, "tta_flip", False),
+        pos_weight_cap=args.pos_weight_cap, landmarks=args.landmarks, landmark_jitter=args.landmark_jitter,
+        probe_landmarks=parse_points(getattr(args, "probe_landmarks", None)), seed=args.seed)
+
+
+def _command_line(args) -> str:
+    """The command as typed, for model cards and summaries."""
+    argv = args.argv if args.argv is not None else sys.argv[2:]
+    return "microexp train " + " ".join(shlex.quote(a) for a in argv)
+
+
+def run(args) -> int:
+    from microexp.training import runs
+    command = _command_line(args)
+    if args.train_command == "sequence":
+        summary = runs.sequence(args.data, args.out, command=command, epochs=args.epochs, copies=args.copies,
+                                seed=args.seed, progress=not args.json)
+        print(json.dumps(summary, indent=1) if args.json else
+              f"frame UF1 {summary['frame_uf1']:.4f}, spotting F1 {summary['spotting']['f1']:.4f}\n"
+              f"checkpoint: {summary['checkpoint']}")
+        return 0
+    if args.train_command == "spotter":
+        return _spotter(args, command)
+    exp = experiment_from(args)
+    if args.train_command == "loso":
+        fold_extra = None
+        if args.int8_eval:
+            from microexp.export.fold_deployment import deployed_predictions as fold_extra
+        summary, paths = runs.loso(exp, args.set, args.data, args.out, command=command, workers=args.workers,
+                                   folds=args.folds.split(",") if args.folds else None,
+                                   checkpoint_every=args.checkpoint_every, fold_extra=fold_extra)
+    elif args.train_command == "split":
+        summary, paths = runs.split(exp, args.set, args.data, args.out, args.test_subjects.split(","),
+                                    command=command)
+    else:
+        summary, paths = runs.fit(exp, args.set, args.data, args.out, command=command, metrics=args.metrics)
+    if args.json:
+        print(json.dumps(summary, indent=1, default=str))
+        return 0
+    if "full" in summary:
+        print(f"Full UF1 {summary['full']['uf1']:.4f}  UAR {summary['full']['uar']:.4f}  ({summary['protocol']})")
+    if "au" in summary:
+        key = next(k for k in summary["au"] if k.startswith("mean_f1"))
+        print(f"mean F1 over AUs with >= 10 positives: {summary['au'][key]:.4f}  ({summary['protocol']})")
+    for kind, p in paths.items():
+        print(f"{kind}: {p}")
+    return 0
+
+
+def _spotter(args, command: str) -> int:
+    from microexp.training.spotter import SpotterSettings, train_spotter
+    settings = SpotterSettings(data=args.data, out=args.out, dev=args.dev, init=args.init, flow=args.flow,
+                               fps=args.fps, steps=args.steps, window=args.window, batch_size=args.batch_size,
+                               lr=args.lr, balance=args.balance, flip=not args.no_flip, seed=args.seed)
+    summary = train_spotter(settings, command, progress=not args.json)
+    if args.json:
+        print(json.dumps(summary, indent=1))
+        return 0
+    if summary["development"]:
+        d = summary["development"]
+        print(f"development F1 {d['f1']:.4f} ({d['tp']}/{d['n_true']} events, {d['n_pred']} predicted) "
+              f"at threshold {d['threshold']}")
+    print(f"checkpoint: {summary['checkpoint']}\nmodel_card: {summary['model_card']}")
+    return 0

@@ -1,0 +1,134 @@
+"""One source analysed into an output folder: per-frame rows, events, the run's summary, the
+models it used (`model_info.json`), and optionally a timeline PNG and an annotated video. What
+`microexp run` does, as a function the other front ends (a server, batch jobs) call too.
+
+Whatever stops the run (its end, `max_frames`, Ctrl-C, a camera that is gone), the rows
+written so far are whole and the summary, model information and timeline are written."""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+from .atomic_io import atomic_write_json
+from .outputs import EventWriter, FrameWriter
+from .pipeline import Pipeline
+from .sources import FrameSource, SourceLost
+from .timeline import Timeline
+
+# How a run ended: the source's end or max_frames; Ctrl-C; a live source that did not come back.
+COMPLETE, INTERRUPTED, SOURCE_LOST = "complete", "interrupted", "source-lost"
+
+
+@dataclass
+class AnalysisOptions:
+    out: Path
+    format: str = "csv"  # 'csv' | 'jsonl'
+    max_frames: Optional[int] = None
+    timeline: bool = True
+    video: bool = False  # annotated.mp4
+    openface: bool = False  # AUxx_c presence columns
+    # Called every `progress_every` frames and at the end with (frames done, total or None).
+    progress: Optional[Callable[[int, Optional[int]], None]] = None
+    progress_every: int = 25
+
+
+@dataclass
+class AnalysisResult:
+    summary: Dict[str, object]
+    ended: str  # COMPLETE, INTERRUPTED or SOURCE_LOST
+    message: str = ""  # what stopped it, when it did not complete
+
+
+def model_info(pipe: Pipeline) -> Dict[str, object]:
+    """What a user needs to know about the models behind a run's numbers: each model's file,
+    backend and contract, and any mismatch between its training inputs and this run's."""
+    return {"flow": pipe.config.flow,
+            "models": {role: {"path": str(m.path), "runs_on": list(m.providers), "metadata": m.spec.to_props()}
+                       for role, m in pipe.models().items()},
+            "notes": pipe.flow_mismatches()}
+
+
+def annotated_intervals(source: str, fps: float) -> Optional[List[Tuple[float, float]]]:
+    """Annotated intervals (seconds) of a clip with a samm.csv-style sheet beside it (the sample
+    clip: sample_clip.csv), else None; a CSV of another kind (OpenFace's output) is not one."""
+    sheet = Path(source).with_suffix(".csv")
+    if not sheet.is_file():
+        return None
+    with open(sheet, newline="") as f:
+        rows = list(csv.DictReader(f, delimiter=";"))
+    if not rows or not {"Onset Frame", "Offset Frame"} <= set(rows[0]):
+        return None
+    try:
+        return [((int(r["Onset Frame"]) - 1) / fps, (int(r["Offset Frame"]) - 1) / fps) for r in rows]
+    except (TypeError, ValueError):
+        return None
+
+
+def analyse(pipe: Pipeline, source: FrameSource, options: AnalysisOptions) -> AnalysisResult:
+    """Run `pipe` over `source` into options.out; the source is closed at the end."""
+    out = Path(options.out)
+    au_names = list(pipe.au_model.labels) if pipe.au_model else []
+    emotions = list(pipe.emotion_model.labels) if pipe.emotion_model else []
+    spotting = list(pipe.spotter_model.labels) if pipe.spotter_model else []
+    thresholds = pipe.au_model.spec.thresholds if (options.openface and pipe.au_model) else None
+    frames_path = out / f"frames.{options.format}"
+    try:
+        total = None if source.loop else len(source)
+    except TypeError:  # a live source
+        total = None
+    if options.max_frames:
+        total = min(total, options.max_frames) if total else options.max_frames
+    timeline = Timeline(au_names)
+    video = None
+    if options.video:
+        from .annotate import AnnotatedVideo
+        video = AnnotatedVideo(out / "annotated.mp4", source.fps)
+    done = lost = 0
+    ended, message = COMPLETE, ""
+    with FrameWriter(frames_path, au_names, emotions, options.format, thresholds, spotting) as rows:
+        events = EventWriter(out / "events.jsonl")
+        try:
+            for frame, result in pipe.stream_frames(source):
+                rows.write(result)
+                if video is not None:
+                    video.write(frame.image, result)
+                timeline.add(result)
+                if result.event is not None:
+                    events.write(result.event)
+                done += 1
+                lost += not result.success
+                if options.progress and done % options.progress_every == 0:
+                    options.progress(done, total)
+                if options.max_frames and done >= options.max_frames:
+                    break
+        except KeyboardInterrupt:
+            ended, message = INTERRUPTED, "interrupted"
+        except SourceLost as err:
+            ended, message = SOURCE_LOST, str(err)
+        finally:
+            events.close()
+            source.close()
+            if video is not None:
+                video.close()
+    if options.progress:
+        options.progress(done, total)
+    summary: Dict[str, object] = {"frames": done, "lost": lost, "events": events.count, "rows": str(frames_path),
+                                  "events_file": str(events.path)}
+    if video is not None and video.writer is not None:
+        summary["video"] = str(video.path)
+    if options.timeline and done >= 2:
+        truth = annotated_intervals(source.uri, source.fps)
+        summary["timeline"] = str(timeline.save(out / "timeline.png", truth=truth))
+    if source.skipped:
+        summary["unreadable_images"] = len(source.skipped)
+    info = model_info(pipe)
+    info_path = out / "model_info.json"
+    atomic_write_json(info_path, info)
+    summary["model_info"] = str(info_path)
+    if info["notes"]:
+        summary["notes"] = info["notes"]
+    if ended != COMPLETE:
+        summary["ended"] = ended
+    return AnalysisResult(summary, ended, message)

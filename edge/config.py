@@ -1,0 +1,108 @@
+"""What a Pipeline is configured with, and the defaults that follow from a choice: the fast
+flow mode brings its crop size and tracking level unless they are given (so the library and
+`microexp run --flow farneback-fast` analyse the same way)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Tuple
+
+from .backends import BACKENDS
+from .flow import FAST_CROP, FAST_TRACK_LEVEL, METHODS
+from .trt import PRECISIONS
+
+MODELS = Path(__file__).parent / "models"
+# The learned spotter shipped for --spotter-model / --spot-score learned (docs/synth.md).
+DEFAULT_SPOTTER = MODELS / "spotter.onnx"
+# What `microexp run` analyses when given no source: a generated clip with its annotation sheet.
+SAMPLE_CLIP = Path(__file__).parent / "samples" / "sample_clip.mp4"
+REFERENCE_MODES = ("fixed", "lag", "refresh")
+SPOT_SCORES = ("motion", "motion_upper", "motion_lower", "motion_local", "learned")
+DEFAULT_CROP = 224
+
+
+@dataclass
+class PipelineConfig:
+    au_model: Optional[str] = str(MODELS / "au_edge.onnx")
+    emotion_model: Optional[str] = str(MODELS / "emotion_edge.onnx")
+    flow: str = "farneback"
+    # The aligned crop's side in px; None: 224, or FAST_CROP (152) for the fast flow mode.
+    crop_size: Optional[int] = None
+    margin: int = 40
+    match_mode: str = "pyramid"
+    # Pyramid level the tracking stops at: 0 full resolution, 1 half (faster); None: 0, or
+    # FAST_TRACK_LEVEL (1) for the fast flow mode.
+    track_level: Optional[int] = None
+    track_threshold: float = 0.5  # NCC score below which the face is re-detected
+    reference: str = "fixed"  # 'fixed' | 'lag' | 'refresh'
+    lag_ms: float = 150.0  # 'lag': the reference is the frame this long ago
+    refresh_ms: float = 1000.0  # 'refresh': new reference after this long without an event
+    fps: float = 200.0  # used when the caller gives no timestamps
+    min_face: int = 40
+    # MTCNN's last stage passes candidates from 0.7; face-like texture gets there (0.73 on
+    # lettering in a no-face video), real faces score >= 0.94 (docs/runtime.md). A track starts
+    # only from a detection at this score or above.
+    detect_score: float = 0.9
+    # Which face is tracked: 'largest'; 'central' (nearest the frame centre, e.g. a kiosk's
+    # user); or 'X,Y', the face at (nearest) that pixel of the first frame. Unless 'largest',
+    # re-detection after a tracking loss takes the face nearest where the track was lost, so
+    # the chosen person is followed.
+    face: str = "largest"
+    threads: int = 1
+    # Where the AU, emotion and spotter models run (backends.BACKENDS): 'auto' is native TensorRT
+    # where the tensorrt package and an NVIDIA driver are present, else ONNX Runtime. Face
+    # detection (MTCNN, reference frames only) stays on ONNX Runtime's CPU provider.
+    backend: str = "auto"
+    trt_precision: str = "fp32"  # native TensorRT engines: 'fp32' | 'fp16' | 'int8'
+    engine_cache: Optional[str] = None  # native TensorRT engines' folder (default: ~/.cache/microexp/engines)
+    spot_k: float = 9.0  # chosen on a synthetic development set (seed 11), see docs/synth.md
+    spot_score: str = "motion_local"  # which score drives the interval detector ('learned': the spotter model's)
+    # A streaming spotting model (one step per frame with its (h, c) state), e.g. the shipped
+    # DEFAULT_SPOTTER: per-frame probabilities in FrameResult.spotting. Off by default; the
+    # shipped one when spot_score is 'learned'.
+    spotter_model: Optional[str] = None
+    spot_threshold: Optional[float] = None  # a fixed score threshold for the detector instead of baseline + k * MAD
+    # Hand out each frame's uvs28 map (what the spotter model steps on) in FrameResult.uvs28:
+    # a copy per frame, so off by default; the learned spotter's training data is made with it.
+    return_uvs28: bool = False
+
+    def __post_init__(self):
+        if self.flow not in METHODS:
+            raise ValueError(f"PipelineConfig: flow must be one of {METHODS}, got {self.flow!r}")
+        fast = self.flow == "farneback-fast"
+        if self.crop_size is None:
+            self.crop_size = FAST_CROP if fast else DEFAULT_CROP
+        if self.track_level is None:
+            self.track_level = FAST_TRACK_LEVEL if fast else 0
+        if self.backend not in BACKENDS:
+            raise ValueError(f"PipelineConfig: backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.trt_precision not in PRECISIONS:
+            raise ValueError(f"PipelineConfig: trt_precision must be one of {PRECISIONS}, got {self.trt_precision!r}")
+        if self.reference not in REFERENCE_MODES:
+            raise ValueError(f"PipelineConfig: reference must be one of {REFERENCE_MODES}, got {self.reference!r}")
+        if self.spot_score not in SPOT_SCORES:
+            raise ValueError(f"PipelineConfig: spot_score {self.spot_score!r} is neither a motion score nor 'learned'")
+        if self.spot_score == "learned" and not self.spotter_model:
+            self.spotter_model = str(DEFAULT_SPOTTER)
+        self.face_point()  # validates
+        if not 0.0 <= self.detect_score <= 1.0:
+            raise ValueError(f"PipelineConfig: detect_score must be within 0..1, got {self.detect_score!r}")
+        if self.crop_size < 28:
+            raise ValueError(f"PipelineConfig: crop_size must be >= 28, got {self.crop_size}")
+        if self.track_level not in range(5):
+            raise ValueError(f"PipelineConfig: track_level must be 0 to 4, got {self.track_level!r}")
+        if self.track_level and self.match_mode != "pyramid":
+            raise ValueError(f"PipelineConfig: track_level > 0 needs match_mode 'pyramid', got {self.match_mode!r}")
+
+    def face_point(self) -> Optional[Tuple[float, float]]:
+        """(x, y) of a face given as 'X,Y'; None for 'largest' and 'central'."""
+        if self.face in ("largest", "central"):
+            return None
+        try:
+            x, y = (float(v) for v in self.face.split(","))
+        except ValueError:
+            raise ValueError(f"PipelineConfig: face must be 'largest', 'central' or 'X,Y' pixel "
+                             f"coordinates, got {self.face!r}") from None
+        return x, y
+
+
