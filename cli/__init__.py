@@ -40,6 +40,7 @@ COMMANDS = (
     Command("spot-eval", "spot_eval", "spotting score (MEGC interval metric) on a synthetic set"),
     Command("au-eval", "au_eval", "AU decisions at the planted apexes of a synthetic set"),
     Command("flow-report", "flow_report", "end-point error of each flow mode on a synthetic set"),
+    Command("flow-shift", "flow_shift", "how far a model's outputs move between two flows on a synthetic set"),
 )
 
 

@@ -1,6 +1,6 @@
 """Optical flow between the reference (onset) crop and the current crop, gray uint8.
 
-`farneback` is the seed's reference (DESIGN.md section 4: Farneback with the seed parameters),
+`farneback` is the seed's reference (Farneback with the seed project's parameters),
 computed by the native kernel (microexp.kernels.FarnebackFlow: OpenCV's arithmetic, within
 about 1e-5 px of cv2, and it keeps the onset frame's expansions between frames);
 `farneback-opencv` is the same call through cv2 itself. `farneback-fast` is the fast mode:

@@ -59,6 +59,8 @@ def soak(frames: int, source: str = str(SAMPLE), extra=(), interval_s: float = 0
         stdout = child.stdout.read()
         child.wait()  # the loop may leave between the child's exit and its reaping
         reader.join(timeout=5)
+        child.stdout.close()
+        child.stderr.close()
         seconds = time.monotonic() - start
     if child.returncode != 0:
         raise RuntimeError(f"soak: {' '.join(cmd)} exited with {child.returncode}")

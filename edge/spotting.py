@@ -48,6 +48,38 @@ def _median(values: np.ndarray) -> float:
     return float(0.5 * (part[lo] + part[hi]))
 
 
+class RunningBaseline:
+    """Median and MAD (scaled to a normal sigma) of a score's recent calm values: a ring of the
+    last `size` values that were calm when they came, i.e. at or below median + 2 MAD of the
+    ring then (or any value while fewer than `min_count` are held), so that a slow rise cannot
+    drag the baseline up. The ring's order does not matter to a median: nothing is converted to
+    an array per frame."""
+
+    def __init__(self, size: int = 200, min_count: int = 5):
+        self._values = np.empty(max(1, int(size)), np.float64)
+        self._count = self._next = 0
+        self.min_count = int(min_count)
+
+    def estimate(self) -> Optional[Tuple[float, float]]:
+        """(median, MAD * 1.4826) of the calm values; None before `min_count` of them."""
+        n = self._count
+        if n < self.min_count:
+            return None
+        values = self._values[:n]
+        med = _median(values)
+        return med, _median(np.abs(values - med)) * 1.4826
+
+    def add(self, value: float, estimate: Optional[Tuple[float, float]]) -> None:
+        """Keep `value` if it is calm against `estimate` (this frame's, from estimate())."""
+        if estimate is None or value <= estimate[0] + 2.0 * estimate[1]:
+            self._values[self._next] = value
+            self._next = (self._next + 1) % len(self._values)
+            self._count = min(self._count + 1, len(self._values))
+
+    def reset(self) -> None:
+        self._count = self._next = 0
+
+
 class IntervalSpotter:
     def __init__(self, fps: float, k: float = 6.0, min_ms: float = 40.0, max_ms: float = 500.0,
                  baseline_frames: int = 200, floor: float = 0.05, threshold: Optional[float] = None):
@@ -55,20 +87,12 @@ class IntervalSpotter:
         self.fixed = None if threshold is None else float(threshold)
         self.min_frames = max(1, int(round(min_ms * fps / 1000)))
         self.max_frames = max(self.min_frames, int(round(max_ms * fps / 1000)))
-        # The last `baseline_frames` calm motion values, as a ring (their order does not
-        # matter to a median): no list is converted to an array on every frame.
-        self._calm = np.empty(max(1, int(baseline_frames)), np.float64)
-        self._calm_count = self._calm_next = 0
+        self._calm = RunningBaseline(baseline_frames)
         self.open: Optional[dict] = None
 
     def baseline(self) -> Optional[Tuple[float, float]]:
         """Median and MAD (scaled to a normal sigma) of the calm frames; None before 5."""
-        n = self._calm_count
-        if n < 5:
-            return None
-        values = self._calm[:n]
-        med = _median(values)
-        return med, _median(np.abs(values - med)) * 1.4826
+        return self._calm.estimate()
 
     def threshold(self) -> float:
         if self.fixed is not None:
@@ -80,11 +104,6 @@ class IntervalSpotter:
         base = self.baseline()
         return float("inf") if base is None else base[0] + 2.0 * base[1]
 
-    def _add_calm(self, motion: float):
-        self._calm[self._calm_next] = motion
-        self._calm_next = (self._calm_next + 1) % len(self._calm)
-        self._calm_count = min(self._calm_count + 1, len(self._calm))
-
     def update(self, frame: int, t: float, motion: float, au: Optional[Dict[str, float]] = None,
                emotion: Optional[Dict[str, float]] = None) -> Optional[Event]:
         """Feed one frame; returns an Event when one closes at this frame."""
@@ -93,9 +112,7 @@ class IntervalSpotter:
             above = motion > self.fixed
         else:
             above = base is not None and motion > base[0] + max(self.k * base[1], self.floor)
-        # Only clearly calm frames feed the baseline, so a slow rise cannot drag it upwards.
-        if base is None or motion <= base[0] + 2.0 * base[1]:
-            self._add_calm(motion)
+        self._calm.add(motion, base)
         if self.open is None:
             if above:
                 self.open = dict(onset=(frame, t), apex=(frame, t), peak=motion, au=dict(au or {}),

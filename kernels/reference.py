@@ -1,4 +1,4 @@
-"""The seed project's OpenCV-Python chains (DESIGN.md section 4): the oracle the kernels are
+"""The seed project's OpenCV-Python chains (samm-optflow-28's preprocessing): the oracle the kernels are
 tested against and the baseline they are benchmarked against. Plain OpenCV/NumPy, no C++."""
 from __future__ import annotations
 

@@ -102,7 +102,7 @@ def model_card(meta: Dict[str, object], exp: Experiment, command: str) -> str:
              f"- Input: {meta['input_encoding']} (channels {', '.join(meta['input_channels'])}), "
              f"values 0..255 times {meta['input_scale']:.6g}",
              *( [f"- AU thresholds on sigmoid(logits): {meta['thresholds']}"] if meta.get("thresholds") else []),
-             f"- Flow the training inputs were made with: {meta['flow_method']}",
+             f"- Flow the training inputs were made with: {meta['flow_method']} (token `{meta.get('flow', '')}`)",
              *(["- L2 inverse penalty C per output, chosen on held-out training subjects ("
                 + (f"{exp.model_args['inner_folds']} groups of subjects" if exp.model_args.get("inner_folds")
                    else "leave one subject out") + f"): {meta['inverse_penalty']}; classes balanced"]
@@ -133,3 +133,13 @@ def save_stream_checkpoint(path, model: nn.Module, *, labels: List[str], metrics
     atomic_torch_save(path, {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
                              "model": "cnn_lstm", "config": model.config, "metadata": meta})
     return path
+
+
+def update_metadata(path, **changes) -> Path:
+    """Add or replace metadata entries of a saved checkpoint (e.g. a figure measured after
+    training), the weights untouched; written whole or not at all."""
+    path = Path(path)
+    load_checkpoint(path)  # refuses a file that is not ours, with its name
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    payload["metadata"] = {**payload["metadata"], **changes}
+    return atomic_torch_save(path, payload)

@@ -1,6 +1,6 @@
 """LOSO results -> pooled metrics, JSON, a markdown table and a PNG.
 
-Metrics are computed on all folds' predictions concatenated (DESIGN.md section 7)."""
+Metrics are computed on all folds' predictions concatenated (the MEGC protocol, docs/results.md)."""
 from __future__ import annotations
 
 from pathlib import Path

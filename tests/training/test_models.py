@@ -11,7 +11,7 @@ def test_official_configuration_has_about_139_6m_parameters():
 
 
 def test_seed_au_size_matches_the_design_figure():
-    # DESIGN.md: dim 64, heads 4, 2 hierarchies, blocks 2, 25 outputs -> 0.58M parameters
+    # The seed AU model: dim 64, heads 4, 2 hierarchies, blocks 2, 25 outputs -> 0.58M parameters
     net = HTNet(dim=64, heads=4, num_hierarchies=2, block_repeats=2, num_classes=25)
     assert count_parameters(net) == pytest.approx(0.58e6, rel=0.01)
 

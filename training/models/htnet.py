@@ -1,6 +1,6 @@
 """HTNet (Wang et al., Neurocomputing 2024, arXiv 2307.14637) for 28x28 flow maps.
 
-Same architecture and parameterisation as the authors' code (DESIGN.md section 5), written
+Same architecture and parameterisation as the authors' code, written
 with plain reshapes so that it exports to ONNX without extra dependencies:
 
 * patch embedding: non-overlapping p x p patches flattened in (row-in-patch, col-in-patch,
