@@ -41,6 +41,8 @@ COMMANDS = (
     Command("au-eval", "au_eval", "AU decisions at the planted apexes of a synthetic set"),
     Command("flow-report", "flow_report", "end-point error of each flow mode on a synthetic set"),
     Command("flow-shift", "flow_shift", "how far a model's outputs move between two flows on a synthetic set"),
+    Command("fit-gate", "fit_gate", "fit the action gate on generated calibration sets"),
+    Command("eval-outputs", "eval_outputs", "what the outputs say on still faces, talking video and generated clips"),
 )
 
 

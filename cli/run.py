@@ -32,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", default="fixed", choices=("fixed", "lag", "refresh"))
     p.add_argument("--fps", type=float, help="override the source's frame rate (folders default to 200)")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--stills", action="store_true",
+                   help="a folder of unrelated photos: every image is analysed on its own (no motion between "
+                        "them, so no action and no AU present); without it a folder is a clip's frames")
     p.add_argument("--loop", action="store_true", help="start a file or folder again at its end "
                    "(demos, soak tests; stop with --max-frames or Ctrl-C)")
     p.add_argument("--au-model", help="ONNX AU model (default: the shipped one)")
@@ -58,19 +61,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="precision of native TensorRT engines (built on first use, then cached)")
     p.add_argument("--no-timeline", action="store_true", help="skip the PNG timeline")
     p.add_argument("--video", action="store_true", help="also write an annotated annotated.mp4")
-    p.add_argument("--openface", action="store_true",
-                   help="add OpenFace-style AUxx_c presence columns (at the model's thresholds)")
+    p.add_argument("--all-aus", action="store_true",
+                   help="report every AU the model outputs; by default only those whose measured quality passes "
+                        "the bar in the model's metadata (model_info.json lists the figures; the others are "
+                        "experimental)")
+    p.add_argument("--action-gate", help="action gate JSON (default: the shipped one; 'none': the models' "
+                                         "raw outputs, no 'action' column, no 'none' emotion)")
+    p.add_argument("--openface", action="store_true", help=argparse.SUPPRESS)  # AUxx_c are always written now
 
 
 def config_from(args) -> PipelineConfig:
     overrides = dict(flow=args.flow, reference=args.reference, threads=args.threads,
                      detect_score=args.detect_score, crop_size=args.crop, face=args.face,
                      track_level=args.track_level, backend=args.backend, trt_precision=args.trt_precision,
-                     spot_score=args.spot_score, spot_threshold=args.spot_threshold)
+                     spot_score=args.spot_score, spot_threshold=args.spot_threshold, stills=args.stills)
     if args.au_model:
         overrides["au_model"] = args.au_model
     if args.emotion_model:
         overrides["emotion_model"] = None if args.emotion_model == "none" else args.emotion_model
+    if args.action_gate:
+        overrides["action_gate"] = None if args.action_gate == "none" else args.action_gate
+    overrides["all_aus"] = args.all_aus
     if args.spotter_model:
         overrides["spotter_model"] = str(DEFAULT_SPOTTER) if args.spotter_model == "default" \
             else args.spotter_model
@@ -93,12 +104,16 @@ def run(args) -> int:
     with Pipeline(config) as pipe:
         source = FrameSource(args.source, fps=args.fps, loop=args.loop)
         options = AnalysisOptions(Path(args.out), format=args.format, max_frames=args.max_frames,
-                                  timeline=not args.no_timeline, video=args.video, openface=args.openface,
-                                  progress=_progress)
+                                  timeline=not args.no_timeline, video=args.video, progress=_progress)
         result = analyse(pipe, source, options)
     print(file=sys.stderr)
     if result.ended != COMPLETE:
         print(f"microexp run: {result.message}; the rows written so far are complete", file=sys.stderr)
+    for line in result.summary.get("licence", []):
+        print(f"model terms: {line}", file=sys.stderr)
+    if result.summary.get("experimental_aus"):
+        print(f"note: experimental AU columns (below the quality bar, see model_info.json): "
+              f"{', '.join(result.summary['experimental_aus'])}", file=sys.stderr)
     for note in result.summary.get("notes", []):
         print(f"note: {note}", file=sys.stderr)
     print(json.dumps(result.summary))

@@ -19,6 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--macro", action="store_true", help="macro-expressions (0.6-2 s) instead of micro")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--video", action="store_true", help="also write each clip as SUBJECT/CLIP.mp4")
+    p.add_argument("--no-blinks", action="store_true", help="no blinks (with --events 0: still faces)")
 
 
 def parse_size(text):
@@ -35,7 +36,8 @@ def run(args) -> int:
     from microexp.training.synth import PHOTOS, generate, load_photos
     photos = args.photos or sorted(str(x) for x in PHOTOS.glob("*.png"))
     root = generate(load_photos(photos, args.landmarks), Path(args.out), args.clips, args.frames, args.fps,
-                    args.events, args.seed, parse_size(args.size), micro=not args.macro, video=args.video)
+                    args.events, args.seed, parse_size(args.size), micro=not args.macro, video=args.video,
+                    blinks=not args.no_blinks)
     print(json.dumps({"out": str(root), "sheet": str(root / "samm.csv"), "subjects": len(photos),
                       "clips": len(photos) * args.clips}))
     return 0

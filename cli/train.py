@@ -40,6 +40,9 @@ def add_common(p):
                    help="composite regions: HTNet's fixed points, or MTCNN's on each 28x28 apex face")
     p.add_argument("--landmark-jitter", type=int, default=0, metavar="PX",
                    help="training: move each composite landmark by a random -PX..PX offset per axis")
+    p.add_argument("--extra-maps", metavar="FILE",
+                   help="AU, linear model: extra training rows (`microexp train au-maps`) added to every "
+                        "training fold, never tested on")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -93,6 +96,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     spot.add_argument("--no-flip", action="store_true", help="no mirror augmentation")
     spot.add_argument("--seed", type=int, default=0)
     spot.add_argument("--json", action="store_true")
+    maps = sub.add_parser("au-maps", help="AU training rows from generated clips: the runtime's hsv28 map at "
+                                          "each planted apex, labelled with the planted AUs")
+    maps.add_argument("--data", nargs="+", required=True, help="sets written by `microexp synth`")
+    maps.add_argument("--out", required=True, help=".npz file")
+    maps.add_argument("--fps", type=float, default=200.0)
 
 
 def parse_points(text):
@@ -118,7 +126,8 @@ def experiment_from(args):
         threshold=args.threshold, inner_thresholds=args.inner_thresholds,
         ensemble=getattr(args, "ensemble", 1), tta_flip=getattr(args, "tta_flip", False),
         pos_weight_cap=args.pos_weight_cap, landmarks=args.landmarks, landmark_jitter=args.landmark_jitter,
-        probe_landmarks=parse_points(getattr(args, "probe_landmarks", None)), seed=args.seed)
+        probe_landmarks=parse_points(getattr(args, "probe_landmarks", None)), extra_maps=args.extra_maps,
+        seed=args.seed)
 
 
 def _command_line(args) -> str:
@@ -139,6 +148,8 @@ def run(args) -> int:
         return 0
     if args.train_command == "spotter":
         return _spotter(args, command)
+    if args.train_command == "au-maps":
+        return _au_maps(args, command)
     exp = experiment_from(args)
     if args.train_command == "loso":
         fold_extra = None
@@ -162,6 +173,18 @@ def run(args) -> int:
         print(f"mean F1 over AUs with >= 10 positives: {summary['au'][key]:.4f}  ({summary['protocol']})")
     for kind, p in paths.items():
         print(f"{kind}: {p}")
+    return 0
+
+
+def _au_maps(args, command: str) -> int:
+    from microexp.training.au_maps import apex_maps, save_maps
+    from microexp.training.synth import AU_FIELDS
+    labels = [f"AU{a:02d}" for a in sorted(AU_FIELDS)]
+    maps, targets, subjects = apex_maps(args.data, labels, args.fps)
+    path = save_maps(args.out, maps, targets, subjects, labels,
+                     {"sets": list(args.data), "fps": args.fps, "command": command})
+    print(json.dumps({"out": str(path), "rows": len(maps), "subjects": sorted(set(subjects.tolist())),
+                      "positives": dict(zip(labels, targets.sum(0).tolist()))}, indent=1))
     return 0
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 from .atomic_io import atomic_write_json
-from .outputs import EventWriter, FrameWriter
+from .outputs import Columns, EventWriter, FrameWriter
 from .pipeline import Pipeline
 from .sources import FrameSource, SourceLost
 from .timeline import Timeline
@@ -28,7 +28,6 @@ class AnalysisOptions:
     max_frames: Optional[int] = None
     timeline: bool = True
     video: bool = False  # annotated.mp4
-    openface: bool = False  # AUxx_c presence columns
     # Called every `progress_every` frames and at the end with (frames done, total or None).
     progress: Optional[Callable[[int, Optional[int]], None]] = None
     progress_every: int = 25
@@ -41,12 +40,39 @@ class AnalysisResult:
     message: str = ""  # what stopped it, when it did not complete
 
 
+def reported_aus(pipe: Pipeline) -> Dict[str, object]:
+    """The AU columns and what each is worth: the model's measured figures per AU, the bar an AU
+    must pass to be reported by default, and which columns are experimental (below the bar)."""
+    if pipe.au_model is None:
+        return {}
+    quality = pipe.au_model.spec.au_quality or {}
+    per_au = quality.get("per_au", {})
+    return {"columns": list(pipe.au_names), "experimental": list(pipe.experimental_aus()),
+            "bar": quality.get("bar"), "figures": {n: per_au.get(n) for n in pipe.au_names},
+            "protocol": quality.get("protocol"), "command": quality.get("command"),
+            "not_reported": [n for n in pipe.au_model.labels if n not in pipe.au_names]}
+
+
+def licences(pipe: Pipeline) -> List[str]:
+    """One line per distinct licence term of the run's models."""
+    seen = []
+    for m in pipe.models().values():
+        if m.spec.licence and m.spec.licence not in seen:
+            seen.append(m.spec.licence)
+    return seen
+
+
 def model_info(pipe: Pipeline) -> Dict[str, object]:
     """What a user needs to know about the models behind a run's numbers: each model's file,
-    backend and contract, and any mismatch between its training inputs and this run's."""
+    backend and contract; the AUs reported and how well each is detected; the weights' terms;
+    the action gate; any mismatch between a model's training inputs and this run's."""
+    gate = None
+    if pipe.gate is not None:
+        gate = {"path": str(pipe.config.action_gate), "parameters": pipe.gate.params.to_dict()}
     return {"flow": pipe.config.flow,
             "models": {role: {"path": str(m.path), "runs_on": list(m.providers), "metadata": m.spec.to_props()}
                        for role, m in pipe.models().items()},
+            "aus": reported_aus(pipe), "action_gate": gate, "licence": licences(pipe),
             "notes": pipe.flow_mismatches()}
 
 
@@ -69,10 +95,7 @@ def annotated_intervals(source: str, fps: float) -> Optional[List[Tuple[float, f
 def analyse(pipe: Pipeline, source: FrameSource, options: AnalysisOptions) -> AnalysisResult:
     """Run `pipe` over `source` into options.out; the source is closed at the end."""
     out = Path(options.out)
-    au_names = list(pipe.au_model.labels) if pipe.au_model else []
-    emotions = list(pipe.emotion_model.labels) if pipe.emotion_model else []
-    spotting = list(pipe.spotter_model.labels) if pipe.spotter_model else []
-    thresholds = pipe.au_model.spec.thresholds if (options.openface and pipe.au_model) else None
+    columns = Columns.of(pipe)
     frames_path = out / f"frames.{options.format}"
     try:
         total = None if source.loop else len(source)
@@ -80,14 +103,14 @@ def analyse(pipe: Pipeline, source: FrameSource, options: AnalysisOptions) -> An
         total = None
     if options.max_frames:
         total = min(total, options.max_frames) if total else options.max_frames
-    timeline = Timeline(au_names)
+    timeline = Timeline(columns.au)
     video = None
     if options.video:
         from .annotate import AnnotatedVideo
         video = AnnotatedVideo(out / "annotated.mp4", source.fps)
     done = lost = 0
     ended, message = COMPLETE, ""
-    with FrameWriter(frames_path, au_names, emotions, options.format, thresholds, spotting) as rows:
+    with FrameWriter(frames_path, columns, options.format) as rows:
         events = EventWriter(out / "events.jsonl")
         try:
             for frame, result in pipe.stream_frames(source):
@@ -127,6 +150,12 @@ def analyse(pipe: Pipeline, source: FrameSource, options: AnalysisOptions) -> An
     info_path = out / "model_info.json"
     atomic_write_json(info_path, info)
     summary["model_info"] = str(info_path)
+    if info["aus"]:
+        summary["aus"] = info["aus"]["columns"]
+        if info["aus"]["experimental"]:
+            summary["experimental_aus"] = info["aus"]["experimental"]
+    if info["licence"]:
+        summary["licence"] = info["licence"]
     if info["notes"]:
         summary["notes"] = info["notes"]
     if ended != COMPLETE:

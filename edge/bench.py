@@ -156,6 +156,25 @@ def run_baseline(frames, box, threads: int, baseline_model=None):
     return {k: _stats(v) for k, v in stages.items()}, model_name, np.stack(maps)
 
 
+def nonrigid_cost(crop: int, repeats: int = 400) -> dict:
+    """What the action gate's input adds to the motion stage: region_motion on a crop-sized flow
+    with and without the affine residual on 8 x 8 blocks, interleaved, p50 of each (ms)."""
+    from microexp import kernels
+    rng = np.random.default_rng(0)
+    flow = cv2.GaussianBlur(rng.normal(0, 1, (crop, crop, 2)).astype(np.float32), (0, 0), 5)
+    plain, gated = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        kernels.region_motion(flow, nonfinite="zero")
+        t1 = time.perf_counter()
+        kernels.region_motion(flow, nonfinite="zero", nonrigid_grid=8)
+        t2 = time.perf_counter()
+        plain.append((t1 - t0) * 1e3)
+        gated.append((t2 - t1) * 1e3)
+    return {"region_motion_p50_ms": float(np.median(plain)), "with_nonrigid_p50_ms": float(np.median(gated)),
+            "added_p50_ms": float(np.median(gated) - np.median(plain))}
+
+
 def run(frames_n: int, threads: int, fast_flow: str, fast_crop: int, fast_track_level: int = 0,
         backend: str = "auto", trt_precision: str = "fp32", baseline_model=None):
     frames = samm_like_frames(frames_n)
@@ -176,7 +195,10 @@ def run(frames_n: int, threads: int, fast_flow: str, fast_crop: int, fast_track_
                                       fast_name: fidelity(fast_maps, ref_maps, strength)},
             # How often the fast column's tracking placed the face where reference mode did.
             "same_face_box_as_reference": {fast_name: sum(a == b for a, b in zip(fast_boxes, ref_boxes)),
-                                           "frames": len(ref_boxes)}}
+                                           "frames": len(ref_boxes)},
+            # The action gate's cost: its own stage ('action' rows above) and what its input adds
+            # to the motion stage, measured apart on crop-sized flows.
+            "action_gate_input_cost": {"reference": nonrigid_cost(224), fast_name: nonrigid_cost(fast_crop)}}
 
 
 def print_table(report):
@@ -189,7 +211,7 @@ def print_table(report):
     head = f"{'stage':10s}" + "".join(f"{c:>{w}s}" for c in cols)
     print(head + "\n" + "-" * len(head))
     print(f"{'':10s}" + "".join(f"{'p50 / p90 / p99 ms':>{w}s}" for _ in cols))
-    for stage in ("align", "flow", "motion", "encode", "au_model", "total"):
+    for stage in ("align", "flow", "motion", "action", "encode", "au_model", "total"):
         cells = []
         for c in cols:
             s = report[c].get(stage)
@@ -208,3 +230,6 @@ def print_table(report):
     total = same.pop("frames")
     for name, count in same.items():
         print(f"face box of {name} equal to reference mode's on {count} of {total} frames")
+    for name, cost in report.get("action_gate_input_cost", {}).items():
+        print(f"action gate input ({name} crop): region_motion {cost['region_motion_p50_ms']:.3f} ms, with the "
+              f"non-rigid score {cost['with_nonrigid_p50_ms']:.3f} ms (+{cost['added_p50_ms']:.3f})")

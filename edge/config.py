@@ -14,6 +14,9 @@ from .trt import PRECISIONS
 MODELS = Path(__file__).parent / "models"
 # The learned spotter shipped for --spotter-model / --spot-score learned (docs/synth.md).
 DEFAULT_SPOTTER = MODELS / "spotter.onnx"
+# The shipped action gate: P(facial action) per frame from absolute motion against the face's
+# own noise floor (action.py), fitted on calibration clips (training/action_fit.py).
+DEFAULT_GATE = MODELS / "action_gate.json"
 # What `microexp run` analyses when given no source: a generated clip with its annotation sheet.
 SAMPLE_CLIP = Path(__file__).parent / "samples" / "sample_clip.mp4"
 REFERENCE_MODES = ("fixed", "lag", "refresh")
@@ -25,6 +28,15 @@ DEFAULT_CROP = 224
 class PipelineConfig:
     au_model: Optional[str] = str(MODELS / "au_edge.onnx")
     emotion_model: Optional[str] = str(MODELS / "emotion_edge.onnx")
+    # Gates the AU and emotion outputs by P(facial action): no action, no AU present and
+    # emotion 'none'. None: the models' raw outputs, unconditioned (and no 'action' column).
+    action_gate: Optional[str] = str(DEFAULT_GATE)
+    # Every frame on its own (a folder of unrelated photos): each starts a new track, so nothing
+    # is compared across frames (a photo has no motion: no action, no AU present).
+    stills: bool = False
+    # Report every AU the model outputs, not only those whose measured quality passes the bar in
+    # its metadata (the others are experimental: model_info.json lists them).
+    all_aus: bool = False
     flow: str = "farneback"
     # The aligned crop's side in px; None: 224, or FAST_CROP (152) for the fast flow mode.
     crop_size: Optional[int] = None
@@ -65,6 +77,9 @@ class PipelineConfig:
     # Hand out each frame's uvs28 map (what the spotter model steps on) in FrameResult.uvs28:
     # a copy per frame, so off by default; the learned spotter's training data is made with it.
     return_uvs28: bool = False
+    # The same for the hsv28 map the AU model reads (FrameResult.hsv28, (3, 28, 28) B, G, R 0..255):
+    # training data for the AU model as the runtime encodes it.
+    return_hsv28: bool = False
 
     def __post_init__(self):
         if self.flow not in METHODS:

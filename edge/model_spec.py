@@ -19,6 +19,12 @@ Keys (values are strings; lists, numbers and objects are JSON):
   state_size      number (streaming models only): size of h and c
   spot_threshold  number (spotting models, optional): the event detector's threshold on
                   1 - p(none), chosen on a development set
+  au_quality      object (AU models, optional): how well each AU is detected, measured without
+                  test data: {"per_au": {AU: {"f1", "precision", "recall", "positives"}},
+                  "mean_f1_min10", "bar": {"min_positives", "min_f1"}, "protocol", "command"};
+                  the runtime reports by default only the AUs that pass the bar
+  licence         the terms the weights carry (e.g. research use only: trained on features of
+                  research-licensed data sets), stated wherever a run reports the model
   producer, producer_version
 Other keys (e.g. `quantization`) are kept as they are in `extra`.
 Readable without the onnx package, through onnxruntime's custom_metadata_map.
@@ -40,7 +46,14 @@ PUBLISHED_FLOWS = {
 }
 REQUIRED = ("task", "labels", "input_encoding", "input_scale", "output_kind")
 _TOKEN = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
-_JSON = ("labels", "input_channels", "input_scale", "thresholds", "state_size", "spot_threshold", "flow_shift")
+_JSON = ("labels", "input_channels", "input_scale", "thresholds", "state_size", "spot_threshold", "flow_shift",
+         "au_quality")
+
+
+def passes_bar(figures: Optional[Dict[str, object]], bar: Dict[str, float]) -> bool:
+    """Whether an AU's measured figures ({'f1', 'positives', ...}) pass a reporting bar."""
+    return (figures is not None and figures["positives"] >= bar["min_positives"]
+            and (figures["f1"] or 0.0) >= bar["min_f1"])
 
 
 class ModelSpecError(ValueError):
@@ -61,6 +74,8 @@ class ModelSpec:
     state_size: int = 0
     spot_threshold: Optional[float] = None
     flow_shift: Optional[Dict[str, object]] = None
+    au_quality: Optional[Dict[str, object]] = None
+    licence: str = ""
     producer: str = "microexp-edge"
     producer_version: str = ""
     extra: Dict[str, str] = field(default_factory=dict)
@@ -97,6 +112,16 @@ class ModelSpec:
             bad("state_size", f"must be a non-negative integer, got {self.state_size!r}")
         if self.spot_threshold is not None and not 0.0 <= self.spot_threshold <= 1.0:
             bad("spot_threshold", f"must be within 0..1, got {self.spot_threshold!r}")
+        if self.au_quality is not None:
+            q = self.au_quality
+            per_au, bar = (q.get("per_au"), q.get("bar")) if isinstance(q, dict) else (None, None)
+            if not isinstance(per_au, dict) or not isinstance(bar, dict) or \
+                    not {"min_positives", "min_f1"} <= set(bar) or not set(per_au) <= set(self.labels):
+                bad("au_quality", "must hold 'per_au' (figures for some of the labels) and 'bar' "
+                                  "('min_positives', 'min_f1')")
+            for name, figures in per_au.items():
+                if not isinstance(figures, dict) or not {"f1", "positives"} <= set(figures):
+                    bad("au_quality", f"{name} needs at least 'f1' and 'positives', got {figures!r}")
 
     @classmethod
     def from_props(cls, props: Mapping[str, str], source: str = "model") -> "ModelSpec":
@@ -138,6 +163,14 @@ class ModelSpec:
             out[key] = json.dumps(list(value) if isinstance(value, tuple) else value) if key in _JSON else str(value)
         out.update(self.extra)
         return out
+
+    def reported_aus(self) -> Tuple[str, ...]:
+        """The labels whose measured quality passes the model's bar, in label order; every label
+        when the model states no quality figures (nothing to judge them by)."""
+        if not self.au_quality:
+            return self.labels
+        per_au, bar = self.au_quality["per_au"], self.au_quality["bar"]
+        return tuple(n for n in self.labels if passes_bar(per_au.get(n), bar))
 
     def flow_description(self) -> str:
         return self.flow_method or PUBLISHED_FLOWS.get(self.flow, self.flow or "not stated")

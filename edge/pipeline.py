@@ -18,6 +18,7 @@ import numpy as np
 
 from microexp import kernels
 
+from .action import ActionGate, GateParams
 from .backends import open_model
 from .config import DEFAULT_SPOTTER, MODELS, PipelineConfig  # noqa: F401  (part of this module's API)
 from .detect import FaceDetector
@@ -34,11 +35,17 @@ class FrameResult:
     success: bool
     confidence: float  # NCC score of the alignment (1.0 on a detection frame), 0 when lost
     box: Optional[Tuple[int, int, int, int]]  # x1, y1, x2, y2
-    au: Dict[str, float] = field(default_factory=dict)
+    # P(facial action) from the action gate (None without one, or without a face). With a gate,
+    # `au` holds P(action) * P(AU | action) and `emotion` has a 'none' class = 1 - P(action).
+    action: Optional[float] = None
+    action_present: bool = False
+    au: Dict[str, float] = field(default_factory=dict)  # the reported AUs (Pipeline.au_names)
+    au_present: Dict[str, bool] = field(default_factory=dict)  # decisions: action and the AU's threshold
     emotion: Dict[str, float] = field(default_factory=dict)
     motion: Dict[str, float] = field(default_factory=dict)
     spotting: Dict[str, float] = field(default_factory=dict)  # the spotter model's class probabilities
     uvs28: Optional[np.ndarray] = None  # (3, 28, 28) float32 0..255, with PipelineConfig.return_uvs28
+    hsv28: Optional[np.ndarray] = None  # (3, 28, 28) float32 0..255, with PipelineConfig.return_hsv28
     latency_ms: Dict[str, float] = field(default_factory=dict)
     event: Optional[Event] = None
 
@@ -65,6 +72,17 @@ class Pipeline:
         self.au_model = model(c.au_model)
         self.emotion_model = model(c.emotion_model)
         self.spotter_model = model(c.spotter_model)
+        self._gate_params = GateParams.from_file(c.action_gate) if c.action_gate else None
+        self.gate = ActionGate(self._gate_params, c.crop_size, c.fps) if self._gate_params else None
+        # The AU columns: the ones whose measured quality passes the model's bar, or all of them.
+        au = self.au_model
+        self.au_names: Tuple[str, ...] = () if au is None else (au.labels if c.all_aus else au.spec.reported_aus())
+        self._au_index = [au.labels.index(n) for n in self.au_names] if au is not None else []
+        thresholds = (au.spec.thresholds or (0.5,) * len(au.labels)) if au is not None else ()
+        self._au_thresholds = np.asarray([thresholds[i] for i in self._au_index], np.float64)
+        emotion = self.emotion_model
+        self.emotion_names: Tuple[str, ...] = () if emotion is None else \
+            ((("none",) if self.gate is not None else ()) + tuple(emotion.labels))
         spotter = self.spotter_model
         if spotter is not None and (spotter.task != "spotting" or not spotter.spec.state_size
                                     or "none" not in spotter.labels):
@@ -102,7 +120,14 @@ class Pipeline:
         self.history = deque()
         self.calm_since = None
         self.count = 0
-        self._reset_spotter()
+        self._new_reference()
+
+    def experimental_aus(self) -> Tuple[str, ...]:
+        """AUs reported although their measured quality misses the model's bar (all_aus)."""
+        if self.au_model is None:
+            return ()
+        reported = set(self.au_model.spec.reported_aus())
+        return tuple(n for n in self.au_names if n not in reported)
 
     def models(self) -> Dict[str, object]:
         """The models this pipeline runs, by role ('au', 'emotion', 'spotter')."""
@@ -160,7 +185,7 @@ class Pipeline:
         crop = cv2.resize(self.template, (self.config.crop_size, self.config.crop_size))
         self.reference = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
         self.history.clear()
-        self._reset_spotter()  # a new onset: the spotter starts a new sequence
+        self._new_reference()  # a new onset: the spotter and the gate start afresh
         # Landmarks on the 28x28 grid of the crop, for the emotion model's region composite.
         self.landmarks28 = (f.landmarks - [x1, y1]) / [x2 - x1, y2 - y1] * 28.0
         return True
@@ -191,12 +216,15 @@ class Pipeline:
         t0 = time.perf_counter()
         frame = as_bgr(frame, "Pipeline")
         confidence = 1.0
+        if c.stills:
+            self.reset_track()
         if self.template is not None and frame.shape[:2] != self._frame_size:
             # A new frame size (a camera switching mode, a resized stream): the template and
             # box belong to the old one, so the face is detected afresh.
             self.reset_track()
             self.box = None
-        if self.template is None:
+        fresh = self.template is None  # this frame starts a track: its flow is zero by construction
+        if fresh:
             found = self._acquire(frame)
             lat["detect"] = (time.perf_counter() - t0) * 1e3
             if not found:
@@ -215,7 +243,7 @@ class Pipeline:
                 lat["detect"] = (time.perf_counter() - t1) * 1e3
                 if not found:
                     return FrameResult(index, timestamp, False, float(confidence), None, latency_ms=lat)
-                crop, confidence = cv2.resize(self.template, (c.crop_size, c.crop_size)), 1.0
+                crop, confidence, fresh = cv2.resize(self.template, (c.crop_size, c.crop_size)), 1.0, True
             else:
                 self.box = tuple(int(v) for v in box)
         t1 = time.perf_counter()
@@ -227,15 +255,29 @@ class Pipeline:
         t2 = time.perf_counter()
         result.motion = region_motion(flow)
         lat["motion"] = (time.perf_counter() - t2) * 1e3
+        action = 1.0  # what the outputs are conditioned on: P(action), or 1 without a gate
+        if self.gate is not None:
+            t2 = time.perf_counter()
+            # A track's first frame is compared with itself: nothing has moved yet.
+            action = 0.0 if fresh else self.gate(result.motion["motion_nonrigid"], self.box[2] - self.box[0])
+            result.action = action
+            result.action_present = self.gate.present(action)
+            lat["action"] = (time.perf_counter() - t2) * 1e3
+        else:
+            result.action_present = True
         t2 = time.perf_counter()
+        if c.return_hsv28:
+            result.hsv28 = kernels.encode_hsv28(flow, nonfinite="zero").transpose(2, 0, 1).astype(np.float32)
         if self.au_model is not None:
             kernels.encode_hsv28(flow, out=self._hsv, nonfinite="zero")
             self._au.input[0] = self._hsv.transpose(2, 0, 1)
             lat["encode"] = (time.perf_counter() - t2) * 1e3
             t3 = time.perf_counter()
-            probs = _sigmoid(self._au()[0])
+            given_action = _sigmoid(self._au()[0][self._au_index])
             lat["au_model"] = (time.perf_counter() - t3) * 1e3
-            result.au = {name: float(p) for name, p in zip(self.au_model.labels, probs)}
+            present = (given_action >= self._au_thresholds) & result.action_present
+            result.au = {n: float(action * p) for n, p in zip(self.au_names, given_action)}
+            result.au_present = {n: bool(on) for n, on in zip(self.au_names, present)}
         uvs = None  # the frame's uvs28 map once encoded: the emotion and spotter models share it
         if self.emotion_model is not None:
             t3 = time.perf_counter()
@@ -244,8 +286,12 @@ class Pipeline:
                 kernels.compose_regions(self._uvs, self.landmarks28, out=self._emotion.input[0])
             else:
                 self._emotion.input[0] = self._uvs
-            logits = self._emotion()[0]
-            result.emotion = {n: float(p) for n, p in zip(self.emotion_model.labels, _softmax(logits))}
+            probs = _softmax(self._emotion()[0])
+            if self.gate is not None:  # 'none' is the absence of facial action
+                result.emotion = {"none": 1.0 - action, **{n: float(action * p) for n, p in
+                                                            zip(self.emotion_model.labels, probs)}}
+            else:
+                result.emotion = {n: float(p) for n, p in zip(self.emotion_model.labels, probs)}
             lat["emotion_model"] = (time.perf_counter() - t3) * 1e3
         if self.spotter_model is not None:
             t3 = time.perf_counter()
@@ -272,20 +318,25 @@ class Pipeline:
         result.latency_ms = lat
         return result
 
-    def _reset_spotter(self):
+    def _new_reference(self):
+        """The reference (onset) changed: the spotter's state and the gate's noise floor restart."""
         if self._spot is not None:
             self._spot.reset_state()
+        if self.gate is not None:
+            self.gate.reset()
 
     def use_fps(self, fps: float):
         """Frame rate of the stream to come (event durations and the lag are set in time)."""
         self.config.fps = float(fps)
         self.spotter = IntervalSpotter(self.config.fps, k=self.config.spot_k, threshold=self.spot_threshold)
+        if self._gate_params is not None:  # its baseline spans a time, so a number of frames
+            self.gate = ActionGate(self._gate_params, self.config.crop_size, self.config.fps)
 
     def reset_track(self):
         self.template = None
         self.tracked = None
         self.reference = None
-        self._reset_spotter()
+        self._new_reference()
 
     def _reference(self, gray: np.ndarray, timestamp: float) -> np.ndarray:
         """The onset image the current crop is compared with (see PipelineConfig.reference)."""
@@ -298,7 +349,7 @@ class Pipeline:
         if c.reference == "refresh" and self.calm_since is not None and \
                 timestamp - self.calm_since >= c.refresh_ms / 1000:
             self.reference = gray.copy()
-            self._reset_spotter()
+            self._new_reference()
             self.calm_since = timestamp
         return self.reference
 

@@ -30,13 +30,21 @@ class Event:
     emotion: Optional[Dict[str, float]] = None
 
 
+NONRIGID_GRID = 8  # the action gate's partition: blocks of 28 px on a 224 px crop
+
+
 def region_motion(flow: np.ndarray, grid: int = 4, step: int = 4) -> Dict[str, float]:
     """Mean flow magnitude over the whole crop, its upper half (brows, eyes) and lower third
     (mouth), and `motion_local`: the largest mean over a grid x grid partition of the flow
     with its median vector removed. Residual head motion that the alignment leaves moves every
-    block alike and cancels there; a facial action moves a few blocks. Computed on every
-    `step`-th pixel (the flow is smooth) by the native kernel; NaN/inf vectors count as zero."""
-    return kernels.region_motion(flow, grid=grid, step=step, nonfinite="zero")
+    block alike and cancels there; a facial action moves a few blocks. `motion_nonrigid`: the
+    largest block mean on a NONRIGID_GRID partition (fewer where the crop is too small for it)
+    after the flow's best affine fit is removed (in-plane head motion), which the action gate
+    reads. Computed on every `step`-th pixel (the flow is smooth) by the native kernel; NaN/inf
+    vectors count as zero."""
+    samples = min((flow.shape[0] + step - 1) // step, (flow.shape[1] + step - 1) // step)
+    return kernels.region_motion(flow, grid=grid, step=step, nonfinite="zero",
+                                 nonrigid_grid=max(grid, min(NONRIGID_GRID, samples)))
 
 
 def _median(values: np.ndarray) -> float:

@@ -24,7 +24,7 @@ def spec_from_checkpoint(meta: Mapping[str, object]) -> ModelSpec:
         thresholds=tuple(float(t) for t in meta["thresholds"]) if meta.get("thresholds") else None,
         state_size=int(state["hidden"]) if isinstance(state, dict) else 0,
         spot_threshold=float(meta["spot_threshold"]) if meta.get("spot_threshold") is not None else None,
-        flow_shift=meta.get("flow_shift"),
+        flow_shift=meta.get("flow_shift"), au_quality=meta.get("au_quality"), licence=str(meta.get("licence") or ""),
         producer="microexp-edge", producer_version=producer_version())
     spec.validate("checkpoint metadata")
     return spec

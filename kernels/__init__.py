@@ -286,15 +286,26 @@ def compose_regions(
     return _kernels.compose_regions(map28, landmarks5, out)
 
 
-def region_motion(flow: np.ndarray, grid: int = 4, step: int = 4, nonfinite: str = "raise") -> dict:
+def region_motion(flow: np.ndarray, grid: int = 4, step: int = 4, nonfinite: str = "raise",
+                  nonrigid_grid: Optional[int] = None) -> dict:
     """Motion scores of a (rows, cols, 2) float32 flow on every ``step``-th pixel: the mean flow
     magnitude (``motion``), its mean over the upper half (``motion_upper``) and the lower third
     (``motion_lower``) of the rows, and ``motion_local``, the largest mean magnitude over a
-    ``grid`` x ``grid`` partition of the flow with its component-wise median removed.
+    ``grid`` x ``grid`` partition of the flow with its component-wise median removed; with
+    ``nonrigid_grid``, also ``motion_nonrigid``: the largest mean magnitude over a
+    ``nonrigid_grid`` x ``nonrigid_grid`` partition of the flow with its least-squares affine fit
+    removed. In-plane head motion (translation, rotation, scale) is affine and leaves it; a facial
+    action is not, and on small blocks even a weak one such as a lid tightening stands out.
     ``nonfinite``: ``"raise"`` or ``"zero"`` (NaN/inf vectors count as zero motion).
     One pass in C++ with per-thread scratch: no allocation per call after the first."""
-    motion, upper, lower, local = _kernels.region_motion(flow, int(step), int(grid), nonfinite)
-    return {"motion": motion, "motion_upper": upper, "motion_lower": lower, "motion_local": local}
+    nonrigid = 0 if nonrigid_grid is None else int(nonrigid_grid)
+    if nonrigid_grid is not None and nonrigid < 1:
+        raise ValueError(f"region_motion: 'nonrigid_grid' must be >= 1 (or None), got {nonrigid_grid!r}")
+    motion, upper, lower, local, residual = _kernels.region_motion(flow, int(step), int(grid), nonrigid, nonfinite)
+    out = {"motion": motion, "motion_upper": upper, "motion_lower": lower, "motion_local": local}
+    if nonrigid_grid is not None:
+        out["motion_nonrigid"] = residual
+    return out
 
 
 class FarnebackFlow:

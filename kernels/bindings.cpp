@@ -328,7 +328,7 @@ PYBIND11_MODULE(_kernels, m) {
         return o;
     });
 
-    m.def("region_motion", [](const py::object& flow, int step, int grid, const std::string& nonfinite) {
+    m.def("region_motion", [](const py::object& flow, int step, int grid, int nonrigid_grid, const std::string& nonfinite) {
         const std::string fn = "region_motion";
         py::array keep = as_array<float>(flow, fn, "flow", "float32");
         if (keep.ndim() != 3 || keep.shape(2) != 2)
@@ -336,17 +336,21 @@ PYBIND11_MODULE(_kernels, m) {
         ViewF v = image_view<float>(keep, fn, "flow", 2, 2);
         if (step < 1) fail_value(fn, "step", "must be >= 1, got " + std::to_string(step));
         if (grid < 1) fail_value(fn, "grid", "must be >= 1, got " + std::to_string(grid));
-        if ((v.rows + step - 1) / step < grid || (v.cols + step - 1) / step < grid)
-            fail_value(fn, "flow", "of shape " + shape_of(keep) + " gives fewer than grid=" + std::to_string(grid) +
+        if (nonrigid_grid < 0)
+            fail_value(fn, "nonrigid_grid", "must be >= 0 (0: not computed), got " + std::to_string(nonrigid_grid));
+        const int largest = std::max(grid, nonrigid_grid);
+        if ((v.rows + step - 1) / step < largest || (v.cols + step - 1) / step < largest)
+            fail_value(fn, "flow", "of shape " + shape_of(keep) + " gives fewer than " +
+                                       (nonrigid_grid > grid ? "nonrigid_grid=" : "grid=") + std::to_string(largest) +
                                        " samples per axis at step=" + std::to_string(step));
         const bool zero = nonfinite_policy(v, nonfinite, fn);
         MotionScores s;
         {
             py::gil_scoped_release nogil;
-            s = region_motion(v, step, grid, zero);
+            s = region_motion(v, step, grid, nonrigid_grid, zero);
         }
-        return py::make_tuple(s.motion, s.upper, s.lower, s.local);
-    }, py::arg("flow"), py::arg("step"), py::arg("grid"), py::arg("nonfinite"));
+        return py::make_tuple(s.motion, s.upper, s.lower, s.local, s.nonrigid);
+    }, py::arg("flow"), py::arg("step"), py::arg("grid"), py::arg("nonrigid_grid"), py::arg("nonfinite"));
 
     py::class_<TemplateHandle>(m, "PyramidTemplate")
         .def(py::init([](const py::object& tpl, const std::string& loops) {

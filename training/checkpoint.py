@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from microexp.edge.atomic_io import replacing
-from microexp.edge.model_spec import PUBLISHED_FLOWS
+from microexp.edge.model_spec import PUBLISHED_FLOWS, passes_bar
 
 from .experiment import Experiment, build_model
 from .models import CnnLstm
@@ -27,6 +27,13 @@ INPUT_DESCRIPTIONS = {
 }
 
 
+# The terms of weights trained on the public features of SAMM, CASME II and SMIC.
+RESEARCH_LICENCE = ("research use only: trained on features derived from SAMM, CASME II and SMIC, which are "
+                    "licensed for research use; these weights carry the same terms (the package's code is MIT)")
+GENERATED_ONLY = ("trained only on clips generated from public-domain photos: no licensed data set went into "
+                  "these weights")
+
+
 def atomic_torch_save(path, payload) -> Path:
     """torch.save whole or not at all (a temporary file renamed into place)."""
     with replacing(path) as tmp:
@@ -35,7 +42,8 @@ def atomic_torch_save(path, payload) -> Path:
 
 
 def save_checkpoint(path, model: nn.Module, exp: Experiment, *, dataset: str, labels: List[str],
-                    metrics: Dict[str, object], provenance: str, thresholds=None) -> Path:
+                    metrics: Dict[str, object], provenance: str, thresholds=None,
+                    au_quality: Optional[Dict[str, object]] = None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     desc = INPUT_DESCRIPTIONS[dataset]
@@ -55,7 +63,10 @@ def save_checkpoint(path, model: nn.Module, exp: Experiment, *, dataset: str, la
         "dataset": dataset,
         "provenance": provenance,
         "metrics": metrics,
+        "licence": RESEARCH_LICENCE,
     }
+    if au_quality is not None:  # per-AU figures measured by the LOSO run, and the reporting bar
+        meta["au_quality"] = au_quality
     if hasattr(model, "inverse_penalty"):  # the linear model: C per output, chosen on held-out training subjects
         meta["inverse_penalty"] = dict(zip(labels, model.inverse_penalty))
     atomic_torch_save(path, {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
@@ -95,8 +106,7 @@ def model_card(meta: Dict[str, object], exp: Experiment, command: str) -> str:
     lines = [f"# Model card: {meta['task']} model ({exp.model})", "",
              f"- Produced by: `{command}`",
              f"- Data: {meta['provenance']}",
-             "- Licence note: trained on features derived from SAMM / CASME II / SMIC, which are "
-             "licensed for research use; these weights are for research use under the same terms.",
+             f"- Licence: {meta.get('licence') or RESEARCH_LICENCE}",
              f"- Task: {meta['task']}; outputs: {meta['output_kind']} in this label order: "
              f"{', '.join(meta['labels'])}",
              f"- Input: {meta['input_encoding']} (channels {', '.join(meta['input_channels'])}), "
@@ -108,10 +118,18 @@ def model_card(meta: Dict[str, object], exp: Experiment, command: str) -> str:
                    else "leave one subject out") + f"): {meta['inverse_penalty']}; classes balanced"]
                if meta.get("inverse_penalty") else []),
              f"- Experiment: `{exp.to_dict()}`",
+             *([_reported_line(meta["au_quality"], meta["labels"])] if meta.get("au_quality") else []),
              "- Protocol and metrics (LOSO, all folds pooled):"]
     for k, v in meta["metrics"].items():
         lines.append(f"  - {k}: {v}")
     return "\n".join(lines) + "\n"
+
+
+def _reported_line(quality: Dict[str, object], labels: List[str]) -> str:
+    bar, per_au = quality["bar"], quality["per_au"]
+    passing = [n for n in labels if passes_bar(per_au.get(n), bar)]
+    return (f"- Reported by the runtime by default (>= {bar['min_positives']} positives and LOSO F1 >= "
+            f"{bar['min_f1']}): {', '.join(passing) or 'none'}; the others only with --all-aus, as experimental")
 
 
 MEGC_SEQUENCES_FLOW = ("runtime encode_uvs28 of onset->current flow; trained on sequences built "
@@ -120,7 +138,8 @@ MEGC_SEQUENCES_FLOW = ("runtime encode_uvs28 of onset->current flow; trained on 
 
 def save_stream_checkpoint(path, model: nn.Module, *, labels: List[str], metrics: Dict[str, object],
                            provenance: str, spec: Dict[str, object], flow: str = "megc2019-composite",
-                           flow_method: str = MEGC_SEQUENCES_FLOW, spot_threshold: Optional[float] = None) -> Path:
+                           flow_method: str = MEGC_SEQUENCES_FLOW, spot_threshold: Optional[float] = None,
+                           licence: str = RESEARCH_LICENCE) -> Path:
     """The streaming CNN-LSTM: its config, weights and what its per-step input and output are
     (`spot_threshold`: the event detector's threshold on 1 - p(none), when one was chosen)."""
     path = Path(path)
@@ -128,7 +147,7 @@ def save_stream_checkpoint(path, model: nn.Module, *, labels: List[str], metrics
     meta = {"task": "spotting", "labels": list(labels), "input_encoding": "uvs28",
             "input_channels": ["u", "v", "strain"], "input_scale": 1 / 255,
             "flow": flow, "flow_method": flow_method, "output_kind": "logits", "state": {"hidden": model.hidden},
-            "spot_threshold": spot_threshold,
+            "spot_threshold": spot_threshold, "licence": licence,
             "provenance": provenance, "sequence_spec": spec, "metrics": metrics}
     atomic_torch_save(path, {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
                              "model": "cnn_lstm", "config": model.config, "metadata": meta})

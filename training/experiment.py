@@ -61,6 +61,9 @@ class Experiment:
     # Evaluation only, never used in a decision: each model is also scored with the test
     # composites built at these fixed (5, 2) points; the summary's ablations report it.
     probe_landmarks: Optional[List[List[float]]] = None
+    # AU, linear model only: a file of extra training rows (training/au_maps.py: runtime-encoded
+    # apex maps of generated clips) added to every training fold, never to a test fold.
+    extra_maps: Optional[str] = None
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -109,6 +112,9 @@ class Experiment:
             raise ValueError("Experiment: flip mirrors u/v/strain maps; an HSV-encoded AU map does not "
                              "mirror by a channel operation (the linear model with features 'chroma' "
                              "mirrors its decoded flow vectors instead)")
+        if self.extra_maps is not None and (self.task != "au" or self.model != "linear"):
+            raise ValueError("Experiment: extra_maps are extra training rows for the linear AU model "
+                             f"(task 'au', model 'linear'), got task {self.task!r}, model {self.model!r}")
         if self.tta_flip and self.task != "emotion":
             raise ValueError("Experiment: tta_flip needs u/v/strain maps (task 'emotion'); HSV-encoded "
                              "AU maps do not mirror by a channel operation")
@@ -120,7 +126,7 @@ class Experiment:
             raise ValueError("Experiment: features 'chroma' decode HSV-encoded maps (task 'au')")
         unsupported = {"protocol 'oracle-epoch' (it has no epochs)": self.protocol != "honest",
                        "ensemble > 1 (its fit is deterministic)": self.ensemble > 1,
-                       "inner_thresholds": self.inner_thresholds,
+                       "inner_thresholds on the emotion task": self.inner_thresholds and self.task != "au",
                        "pos_weight_cap (its AU classes are balanced)": self.pos_weight_cap is not None}
         named = [k for k, v in unsupported.items() if v]
         if named:

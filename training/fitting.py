@@ -77,12 +77,13 @@ def inner_thresholds(exp: Experiment, maps: np.ndarray, targets: np.ndarray,
 def train_model(exp: Experiment, maps: np.ndarray, targets: np.ndarray, *,
                 landmarks: Optional[np.ndarray] = None, epoch_callback: Optional[Callable[[int, nn.Module], None]] = None,
                 state: Optional[dict] = None, checkpoint: Optional[Callable[[dict], None]] = None,
-                checkpoint_every: int = 0, subjects: Optional[np.ndarray] = None) -> nn.Module:
+                checkpoint_every: int = 0, subjects: Optional[np.ndarray] = None, extra=None) -> nn.Module:
     """Train one model on (maps, targets) for exp.epochs epochs; resumes from `state`. The
-    linear model is fitted instead (linear_fit.py), its penalty chosen among `subjects`."""
+    linear model is fitted instead (linear_fit.py), its penalty chosen among `subjects`;
+    `extra` (maps, targets): rows added to its training data (Experiment.extra_maps)."""
     if exp.model == "linear":
         from .linear_fit import fit_linear
-        return fit_linear(exp, maps, targets, subjects, landmarks=landmarks).to(default_device())
+        return fit_linear(exp, maps, targets, subjects, landmarks=landmarks, extra=extra).to(default_device())
     torch.manual_seed(exp.seed)
     rng = np.random.default_rng(exp.seed)
     device = default_device()

@@ -161,34 +161,56 @@ def inner_split(subjects: np.ndarray, folds: Optional[int]) -> List[List[str]]:
     return [names[i::folds] for i in range(folds)]
 
 
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
+
+
 def choose_inverse_penalty(features: np.ndarray, y: np.ndarray, subjects: np.ndarray, task: str,
                            grid, classes: int, threshold: float = 0.5,
-                           groups: Optional[np.ndarray] = None, folds: Optional[int] = None) -> np.ndarray:
+                           groups: Optional[np.ndarray] = None, folds: Optional[int] = None,
+                           with_thresholds: bool = False):
     """C per output (AUs) or one C (emotion, repeated per class) with the best pooled score
     over held-out subjects (one at a time, or the groups of `folds`): F1 of each AU at
     `threshold`, or UF1.
     Ties go to the smaller C (the stronger penalty). `groups` maps every row to its subject
     when copies (mirrored, jittered) follow the original rows; a held-out subject's copies are
-    held out too. `folds`: held-out groups of subjects instead of single subjects (inner_split)."""
+    held out too. `folds`: held-out groups of subjects instead of single subjects (inner_split).
+    `with_thresholds` (AUs): also each AU's decision threshold on sigmoid(logit), the grid value
+    with the best pooled F1 of the same held-out predictions at its chosen C (ties: the value
+    nearest 0.5); returns (C, thresholds) then."""
     groups = subjects if groups is None else groups
     held_out = inner_split(subjects, folds)
     grid = sorted(float(c) for c in grid)
     n = len(subjects)  # the original rows come first; their copies follow
-    scores = []
+    scores, held_logits = [], []
     for c in grid:
-        decided = np.zeros((n,) + (() if task == "emotion" else (y.shape[1],)), np.int64)
+        logits_all = np.zeros((n, classes if task == "emotion" else y.shape[1]), np.float64)
         for names in held_out:
             test = np.flatnonzero(np.isin(subjects, names))
             train = np.flatnonzero(~np.isin(groups, names))
-            logits = fit_predict_scores(features[train], y[train], features[test], task, c, classes)
-            decided[test] = logits.argmax(1) if task == "emotion" else (logits >= _logit(threshold))
+            logits_all[test] = fit_predict_scores(features[train], y[train], features[test], task, c, classes)
+        held_logits.append(logits_all)
         truth = y[:n]
         if task == "emotion":
-            scores.append([uf1_uar(truth, decided, classes)["uf1"]] * classes)
+            scores.append([uf1_uar(truth, logits_all.argmax(1), classes)["uf1"]] * classes)
         else:
+            decided = logits_all >= _logit(threshold)
             scores.append([binary_f1(truth[:, j], decided[:, j]) for j in range(y.shape[1])])
     scores = np.nan_to_num(np.asarray(scores, np.float64), nan=-1.0)
-    return np.asarray(grid)[np.argmax(scores, axis=0)]  # argmax keeps the first (smallest C)
+    best = np.argmax(scores, axis=0)  # argmax keeps the first (smallest C)
+    chosen = np.asarray(grid)[best]
+    if not with_thresholds:
+        return chosen
+    if task != "au":
+        raise ValueError("choose_inverse_penalty: thresholds are chosen for AUs only")
+    thresholds = np.full(y.shape[1], threshold)
+    for j in range(y.shape[1]):
+        if y[:n, j].sum() == 0:
+            continue  # never present in training: the model says never; any threshold will do
+        probs = 1 / (1 + np.exp(-held_logits[best[j]][:, j]))
+        f1 = np.nan_to_num([binary_f1(y[:n, j], probs >= t) for t in THRESHOLD_GRID], nan=-1.0)
+        tied = THRESHOLD_GRID[f1 == f1.max()]
+        thresholds[j] = float(tied[np.argmin(np.abs(tied - 0.5))])
+    return chosen, thresholds
 
 
 def _logit(p: float) -> float:
@@ -196,7 +218,7 @@ def _logit(p: float) -> float:
 
 
 def fit_linear(exp: Experiment, maps: np.ndarray, targets: np.ndarray, subjects: np.ndarray,
-               landmarks: Optional[np.ndarray] = None) -> PooledLinear:
+               landmarks: Optional[np.ndarray] = None, extra=None) -> PooledLinear:
     """The pooled linear model fitted on these maps, C chosen among these subjects only.
     exp.flip adds every map's mirrored copy (flow semantics kept: u negated; HSV maps with
     'chroma' features are mirrored in the decoded plane) to the fit;
@@ -226,8 +248,17 @@ def fit_linear(exp: Experiment, maps: np.ndarray, targets: np.ndarray, subjects:
     copies = len(features) // len(maps)
     y = np.concatenate([targets] * copies)
     groups = np.concatenate([subjects] * copies)
-    c = choose_inverse_penalty(features, y, subjects, exp.task, model.config["c_grid"], classes,
-                               exp.threshold, groups, model.config["inner_folds"])
+    if extra is not None:  # (maps, targets): rows in every inner training set, never held out
+        extra_maps, extra_targets = extra[0], extra[1]
+        with torch.no_grad():
+            extra_features = model.pooled(prepare_inputs(exp, extra_maps)).double().numpy()
+        features = np.concatenate([features, extra_features])
+        y = np.concatenate([y, extra_targets])
+        groups = np.concatenate([groups, np.full(len(extra_maps), "\0extra")])
+    chosen = choose_inverse_penalty(features, y, subjects, exp.task, model.config["c_grid"], classes,
+                                    exp.threshold, groups, model.config["inner_folds"],
+                                    with_thresholds=exp.inner_thresholds)
+    c, thresholds = chosen if exp.inner_thresholds else (chosen, None)
     mean, spread = standardise(features)
     w, b = solve((features - mean) / spread, y, exp.task, c, classes)
     with torch.no_grad():
@@ -236,4 +267,6 @@ def fit_linear(exp: Experiment, maps: np.ndarray, targets: np.ndarray, subjects:
         model.linear.weight.copy_(torch.from_numpy(w))
         model.linear.bias.copy_(torch.from_numpy(b))
     model.inverse_penalty = c.tolist()  # loso.py reports it per fold
+    if thresholds is not None:
+        model.thresholds = thresholds.tolist()  # chosen on the same held-out training subjects
     return model.eval()

@@ -66,7 +66,7 @@ def run_fold(exp: Experiment, subject: str, out_dir: Optional[Path], checkpoint_
             best.update(accuracy=accuracy, epoch=epoch, pred=pred)
 
     thresholds = None
-    if exp.task == "au" and exp.inner_thresholds:
+    if exp.task == "au" and exp.inner_thresholds and exp.model != "linear":
         thresholds = fitting.inner_thresholds(exp, maps[train], targets[train], subjects[train])
     members, model = [], None
     for k in range(exp.ensemble):
@@ -91,8 +91,9 @@ def run_fold(exp: Experiment, subject: str, out_dir: Optional[Path], checkpoint_
                 atomic_torch_save(path, dict(payload, oracle_best=dict(best)))
 
         model = fitting.train_model(member_exp, maps[train], targets[train], landmarks=lm_train,
-                            epoch_callback=on_epoch, state=state, checkpoint=checkpoint,
-                            checkpoint_every=checkpoint_every, subjects=subjects[train])
+                                    epoch_callback=on_epoch, state=state, checkpoint=checkpoint,
+                                    checkpoint_every=checkpoint_every, subjects=subjects[train],
+                                    extra=_SHARED.get("extra"))
         member = {"seed": member_exp.seed, "probs": fitting.probabilities(exp, model, maps[test], lm_test).tolist()}
         if exp.tta_flip:
             member["probs_flipped"] = fitting.probabilities(
@@ -105,6 +106,8 @@ def run_fold(exp: Experiment, subject: str, out_dir: Optional[Path], checkpoint_
             atomic_write_json(finished, member)
         if ckpt_path is not None and ckpt_path.is_file():
             ckpt_path.unlink()
+    if getattr(model, "thresholds", None) is not None:  # the linear fit chose them on its inner LOSO
+        thresholds = np.asarray(model.thresholds, np.float32)
     if exp.protocol == "oracle-epoch":
         pred, probs = best["pred"], None
     else:
@@ -139,11 +142,12 @@ def run_loso(exp: Experiment, maps: np.ndarray, targets: np.ndarray, subjects: S
              out_dir=None, workers: int = 1, folds: Optional[Sequence[str]] = None,
              progress: bool = True, checkpoint_every: int = 10, fold_extra: Optional[FoldExtra] = None,
              dataset: str = "", labels: Optional[Sequence[str]] = None,
-             landmarks: Optional[np.ndarray] = None) -> List[dict]:
+             landmarks: Optional[np.ndarray] = None, extra=None) -> List[dict]:
     """All LOSO folds (or the named ones); finished folds found in out_dir are reused.
     `landmarks` (N, 5, 2): per-sample composite landmarks on the 28x28 grid (exp.landmarks).
     `fold_extra`: a module-level function (see FoldExtra) scoring each fold's one model further,
-    e.g. microexp.export.fold_deployment.deployed_predictions."""
+    e.g. microexp.export.fold_deployment.deployed_predictions. `extra` (maps, targets): training
+    rows every fold adds and none tests on (Experiment.extra_maps)."""
     subjects = np.asarray(subjects)
     if fold_extra is not None and (exp.ensemble > 1 or exp.tta_flip):
         raise ValueError("run_loso: a fold_extra (such as --int8-eval) scores one model per fold; not "
@@ -164,7 +168,7 @@ def run_loso(exp: Experiment, maps: np.ndarray, targets: np.ndarray, subjects: S
     shared = {"maps": maps, "targets": targets, "subjects": subjects,
               "threads": max(1, (os.cpu_count() or 1) // max(1, workers)),
               "fold_extra": fold_extra, "dataset": dataset, "labels": list(labels or []),
-              "landmarks": landmarks}
+              "landmarks": landmarks, "extra": extra}
     bar = None
     if progress:
         from tqdm import tqdm

@@ -1,4 +1,4 @@
-"""Recognition and detection metrics as DESIGN.md section 7 defines them.
+"""Recognition and detection metrics of the MEGC protocols (docs/results.md says which is which).
 
 All functions take the predictions of every LOSO fold concatenated (never averaged per fold)."""
 from __future__ import annotations
@@ -50,10 +50,15 @@ def per_au_f1(y_true: np.ndarray, y_pred: np.ndarray, names: Sequence[str],
     """Per-AU F1 over all folds' predictions, and the mean over AUs with >= min_positives."""
     scores = {name: binary_f1(y_true[:, i], y_pred[:, i]) for i, name in enumerate(names)}
     positives = {name: int(y_true[:, i].sum()) for i, name in enumerate(names)}
+    fired = {name: int(y_pred[:, i].sum()) for i, name in enumerate(names)}
+    hits = {name: int((y_pred[:, i].astype(bool) & y_true[:, i].astype(bool)).sum()) for i, name in enumerate(names)}
+    # precision of an AU never predicted and recall of an AU never present are undefined: None
+    precision = {n: hits[n] / fired[n] if fired[n] else None for n in names}
+    recall = {n: hits[n] / positives[n] if positives[n] else None for n in names}
     frequent = [n for n in names if positives[n] >= min_positives]
     mean = float(np.mean([scores[n] for n in frequent])) if frequent else float("nan")
-    return {"f1": scores, "positives": positives, "frequent": frequent,
-            f"mean_f1_min{min_positives}": mean}
+    return {"f1": scores, "precision": precision, "recall": recall, "positives": positives,
+            "frequent": frequent, f"mean_f1_min{min_positives}": mean}
 
 
 def intervals(active: Sequence[bool]):

@@ -93,6 +93,28 @@ def ablations(exp: Experiment, folds: List[dict], datasets, au_names) -> Dict[st
 _RUN_ONLY = ("ensemble", "tta_flip", "probe_landmarks", "seed")
 
 
+# The bar an AU's measured figures must pass for the runtime to report it by default
+# (microexp.edge.model_spec.ModelSpec.reported_aus): enough positives to measure, and an F1
+# that says the decisions carry information.
+AU_REPORT_BAR = {"min_positives": 10, "min_f1": 0.3}
+
+
+def au_quality(measured: Dict[str, object], bar: Optional[Dict[str, float]] = None) -> Dict[str, object]:
+    """The AU model's `au_quality` metadata from what its LOSO run measured (metrics_for_one_model):
+    per AU its F1, precision, recall and positives, the mean, the bar, the protocol and command."""
+    au = measured["au"]
+
+    def clean(v):
+        return None if v is None or (isinstance(v, float) and not np.isfinite(v)) else round(float(v), 4)
+    per_au = {n: {"f1": clean(au["f1"][n]), "precision": clean(au.get("precision", {}).get(n)),
+                  "recall": clean(au.get("recall", {}).get(n)), "positives": int(au["positives"][n])}
+              for n in au["f1"]}
+    key = next(k for k in au if k.startswith("mean_f1"))
+    return {"per_au": per_au, key: clean(au[key]), "bar": dict(bar or AU_REPORT_BAR),
+            "protocol": f"{measured.get('protocol')} leave-one-subject-out, all folds pooled",
+            "command": measured.get("command")}
+
+
 def metrics_for_one_model(summary: Dict[str, object], exp: Experiment) -> Dict[str, object]:
     """What a LOSO summary measured for one model trained like `exp`: the summary's own result
     when the run was one model with the same settings, else (an ensemble run) the ablation of

@@ -36,6 +36,15 @@ def load_set(name: str, root: str):
             "github.com/joelibaceta/htnet-microexp-au-multilabel")
 
 
+def _extra(exp: Experiment, labels):
+    """The experiment's extra training rows (maps, targets) in `labels`' order, or None."""
+    if exp.extra_maps is None:
+        return None
+    from .au_maps import load_maps
+    maps, targets, _ = load_maps(exp.extra_maps, labels)
+    return maps, targets
+
+
 def _landmarks(exp: Experiment, data: str):
     """Per-sample composite landmarks when the experiment asks for MTCNN's, else (None, None)."""
     if exp.landmarks != "mtcnn":
@@ -64,7 +73,7 @@ def loso(exp: Experiment, set_name: str, data: str, out: str, *, command: str, w
         workers = 1  # one process owns the GPU
     results = run_loso(exp, maps, targets, subjects, out_dir=out, workers=workers, folds=folds,
                        checkpoint_every=checkpoint_every, fold_extra=fold_extra, dataset=set_name,
-                       labels=labels, landmarks=landmarks, progress=progress)
+                       labels=labels, landmarks=landmarks, progress=progress, extra=_extra(exp, labels))
     summary = summarise(exp, results, datasets, labels if exp.task == "au" else None)
     summary["command"] = command
     if found is not None:
@@ -86,7 +95,8 @@ def split(exp: Experiment, set_name: str, data: str, out: str, test_subjects: Se
     landmarks, _ = _landmarks(exp, data)
     test = np.isin(subjects, list(test_set))
     lm_train, lm_test = (None, None) if landmarks is None else (landmarks[~test], landmarks[test])
-    model = train_model(exp, maps[~test], targets[~test], landmarks=lm_train, subjects=subjects[~test])
+    model = train_model(exp, maps[~test], targets[~test], landmarks=lm_train, subjects=subjects[~test],
+                        extra=_extra(exp, labels))
     pred = predict(exp, model, prepare_inputs(exp, maps[test], landmarks=lm_test))
     fold = {"subject": ",".join(sorted(test_set)), "indices": np.flatnonzero(test).tolist(),
             "pred": pred.tolist(), "true": targets[test].tolist(), "epoch": exp.epochs}
@@ -103,7 +113,7 @@ def fit(exp: Experiment, set_name: str, data: str, out: str, *, command: str,
 
     from .checkpoint import load_checkpoint, model_card, save_checkpoint
     from .fitting import inner_thresholds, train_model
-    from .report import metrics_for_one_model
+    from .report import au_quality, metrics_for_one_model
     brief = {}
     if metrics:
         try:
@@ -113,11 +123,14 @@ def fit(exp: Experiment, set_name: str, data: str, out: str, *, command: str,
     maps, targets, subjects, _, labels, provenance = load_set(set_name, data)
     landmarks, _ = _landmarks(exp, data)
     thresholds = None
-    if exp.task == "au" and exp.inner_thresholds:
+    if exp.task == "au" and exp.inner_thresholds and exp.model != "linear":
         thresholds = inner_thresholds(exp, maps, targets, subjects)
-    model = train_model(exp, maps, targets, landmarks=landmarks, subjects=subjects)
+    model = train_model(exp, maps, targets, landmarks=landmarks, subjects=subjects, extra=_extra(exp, labels))
+    if getattr(model, "thresholds", None) is not None:  # the linear fit chose them on its inner LOSO
+        thresholds = model.thresholds
+    quality = au_quality(brief) if exp.task == "au" and brief.get("au") else None
     path = save_checkpoint(out, model, exp, dataset=set_name, labels=labels, metrics=brief,
-                           provenance=provenance, thresholds=thresholds)
+                           provenance=provenance, thresholds=thresholds, au_quality=quality)
     card = atomic_write_text(Path(out).with_suffix(".md"),
                              model_card(json.loads(json.dumps(load_checkpoint(path).metadata)), exp, command))
     summary = {"checkpoint": str(path), "model_card": str(card), "experiment": exp.to_dict()}

@@ -156,7 +156,7 @@ def train_spotter(settings: SpotterSettings, command: str, progress: bool = Fals
     from microexp.edge.atomic_io import atomic_write_text
     from microexp.edge.flow import describe, flow_token
 
-    from .checkpoint import load_checkpoint, save_stream_checkpoint
+    from .checkpoint import GENERATED_ONLY, RESEARCH_LICENCE, load_checkpoint, save_stream_checkpoint
     from .runtime_sequences import encode_set
     s = settings
     init_model = None
@@ -186,7 +186,8 @@ def train_spotter(settings: SpotterSettings, command: str, progress: bool = Fals
                                              + (f"; warm start {s.init}" if s.init else ""),
                                   spec={"steps": s.steps, "window": s.window, "batch_size": s.batch_size,
                                         "lr": s.lr, "balance": s.balance, "flip": s.flip, "seed": s.seed},
-                                  flow=token, flow_method=flow_method, spot_threshold=threshold)
+                                  flow=token, flow_method=flow_method, spot_threshold=threshold,
+                                  licence=RESEARCH_LICENCE if s.init else GENERATED_ONLY)
     card = atomic_write_text(Path(s.out).with_suffix(".md"),
                              model_card(command, data, s.init, threshold, dev, flow_method, model.hidden))
     return {"checkpoint": str(path), "model_card": str(card), "clips": len(train),

@@ -13,8 +13,9 @@ Sensor noise and illumination flicker change intensities only. The ground-truth 
 clip's first frame to frame t solves F(p) = D_t(p + F(p)) (fixed-point iteration).
 
 Outputs use the SAMM layout (SUBJECT/CLIP/SUBJECT_FRAME.jpg, 5-digit frames), a samm.csv-style
-sheet (';'), and flows.npz per clip (ground truth at 1/4 resolution, float16, in pixels of the
-full frame). Everything is deterministic from the seed.
+sheet (';'), set.json (frame rate, seed, every clip's blinks), and flows.npz per clip (ground
+truth at 1/4 resolution, float16, in pixels of the full frame). Everything is deterministic from
+the seed.
 """
 from __future__ import annotations
 
@@ -241,23 +242,26 @@ SHEET_COLUMNS = ["Subject", "Filename", "Inducement Code", "Onset Frame", "Apex 
 
 def generate(photos: Sequence[Tuple[np.ndarray, np.ndarray]], out: Path, clips_per_photo: int = 2,
              frames: int = 200, fps: float = 200.0, events_per_clip: int = 2, seed: int = 0,
-             size: Optional[Tuple[int, int]] = None, micro: bool = True, video: bool = False) -> Path:
-    """Each (photo, landmarks) is a subject; writes the SAMM layout and samm.csv under `out`."""
+             size: Optional[Tuple[int, int]] = None, micro: bool = True, video: bool = False,
+             blinks: bool = True) -> Path:
+    """Each (photo, landmarks) is a subject; writes the SAMM layout and samm.csv under `out`.
+    `events_per_clip` 0 and `blinks` False make still faces: only head wander and sensor noise."""
     rng = np.random.default_rng(seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, blinks_of = [], {}
     for s, (photo, landmarks) in enumerate(photos):
         subject = f"{s + 1:03d}"
         for c in range(clips_per_photo):
             clip = f"{subject}_{c + 1}_1"
             events = random_events(rng, frames, fps, events_per_clip, micro)
-            blinks = [int(rng.uniform(0.05, 0.95) * frames)] if rng.random() < 0.5 else []
+            blink_at = [int(rng.uniform(0.05, 0.95) * frames)] if rng.random() < 0.5 else []
             # keep blinks clear of planted events, so that events stay the only expressions
-            blinks = [b for b in blinks if all(b + 0.15 * fps < e.onset or b > e.offset for e in events)]
-            spec = ClipSpec(frames=frames, fps=fps, events=events, blinks=blinks, size=size)
+            blink_at = [b for b in blink_at if blinks and all(b + 0.15 * fps < e.onset or b > e.offset for e in events)]
+            spec = ClipSpec(frames=frames, fps=fps, events=events, blinks=blink_at, size=size)
             imgs, flows = render_clip(photo, landmarks, spec, seed=int(rng.integers(1 << 31)))
             write_clip(out, subject, clip, imgs, flows, spec, video=video)
+            blinks_of[f"{subject}/{clip}"] = [b + 1 for b in blink_at]
             for e in events:
                 emotion = emotion_for(e.aus)
                 rows.append({"Subject": subject, "Filename": clip, "Inducement Code": 0,
@@ -265,13 +269,19 @@ def generate(photos: Sequence[Tuple[np.ndarray, np.ndarray]], out: Path, clips_p
                              "Duration": e.offset - e.onset + 1, "Micro": "Micro - 1/2" if micro else "Macro",
                              "Action Units": e.au_text, "Estimated Emotion": emotion,
                              "Objective Classes": OBJECTIVE_CLASS[emotion],
-                             "Notes": json.dumps({"synthetic": True, "seed": seed, "blinks": [b + 1 for b in blinks]})})
+                             "Notes": json.dumps({"synthetic": True, "seed": seed, "blinks": [b + 1 for b in blink_at]})})
     tmp = out / "samm.csv.tmp"
     with open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=SHEET_COLUMNS, delimiter=";")
         w.writeheader()
         w.writerows(rows)
     tmp.replace(out / "samm.csv")
+    # What the sheet does not say: the frame rate, and every clip's blinks (1-based start
+    # frames), clips without events included (the sheet has rows for events only).
+    tmp = out / "set.json.tmp"
+    tmp.write_text(json.dumps({"fps": fps, "frames": frames, "seed": seed, "micro": micro, "blinks": blinks_of},
+                              indent=1))
+    tmp.replace(out / "set.json")
     return out
 
 

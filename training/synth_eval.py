@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -63,12 +63,15 @@ def read_events(root: Path) -> Dict[tuple, List[dict]]:
     return events
 
 
-def au_eval(root, au_model=None, flow: str = "farneback", fps: float = 200.0) -> Dict[str, object]:
+def au_eval(root, au_model=None, flow: str = "farneback", fps: float = 200.0,
+            action_gate: Optional[str] = None) -> Dict[str, object]:
     """The runtime's AU decisions (the model's own thresholds) at every planted apex, the map
     taken from the clip's first, neutral frame (fixed reference, as onset -> apex in training),
     against the AUs planted there: per-AU F1 over the events, for the AUs that the generator
-    plants and the model names. Also how often an AU fires on calm frames (before the first
-    onset, after the first 10 frames)."""
+    plants and the model names (all of them, reported or not). Also how often an AU fires on
+    calm frames (before the first onset, after the first 10 frames). `action_gate`: None scores
+    the classifier's own decisions; a gate file, the gated ones (`microexp eval-outputs` reads
+    the gated runtime as it ships)."""
     from microexp.edge.pipeline import Pipeline, PipelineConfig
 
     from .metrics import binary_f1
@@ -77,15 +80,15 @@ def au_eval(root, au_model=None, flow: str = "farneback", fps: float = 200.0) ->
     config = {"au_model": str(au_model)} if au_model else {}
     decided, planted, calm_fires, calm_cells, names = [], [], 0, 0, None
     for (subject, clip), evs in sorted(events.items()):
-        pipe = Pipeline(PipelineConfig(flow=flow, reference="fixed", emotion_model=None, fps=fps, **config))
-        names = list(pipe.au_model.labels)
-        thresholds = np.asarray(pipe.au_model.spec.thresholds, np.float64)
+        pipe = Pipeline(PipelineConfig(flow=flow, reference="fixed", emotion_model=None, fps=fps, all_aus=True,
+                                       action_gate=action_gate, **config))
+        names = list(pipe.au_names)
         apexes = {e["apex"]: e for e in evs}
         first_onset = min(e["onset"] for e in evs)
         for r in pipe.stream(root / subject / clip, fps=fps):
             if not r.success or not r.au:
                 continue
-            fired = np.array([r.au[n] for n in names]) >= thresholds
+            fired = np.array([r.au_present[n] for n in names])
             if r.frame in apexes:
                 decided.append(fired)
                 planted.append([n in {f"AU{au:02d}" for au in apexes[r.frame]["aus"]} for n in names])

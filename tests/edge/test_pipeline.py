@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from microexp.cli import main
+from microexp.edge.backends.ort import OnnxModel
 from microexp.edge.config import DEFAULT_SPOTTER
 from microexp.edge.pipeline import MODELS, Pipeline, PipelineConfig
 from microexp.edge.sources import FrameSource
@@ -28,9 +29,11 @@ def test_every_frame_has_a_tracked_face(results):
     assert len(results) == 60 and all(r.success for r in results)
     assert all(r.confidence > 0.9 for r in results[1:])
     assert results[0].latency_ms.keys() >= {"detect", "flow", "encode", "au_model", "total"}
-    assert results[1].latency_ms.keys() >= {"align", "flow", "encode", "au_model", "total"}
-    assert len(results[5].au) == 25 and all(0 <= p <= 1 for p in results[5].au.values())
-    assert abs(sum(results[5].emotion.values()) - 1) < 1e-5
+    assert results[1].latency_ms.keys() >= {"align", "flow", "action", "encode", "au_model", "total"}
+    reported = OnnxModel(MODELS / "au_edge.onnx").spec.reported_aus()
+    assert tuple(results[5].au) == reported == tuple(results[5].au_present)
+    assert all(0 <= p <= 1 for p in results[5].au.values()) and 0 <= results[5].action <= 1
+    assert abs(sum(results[5].emotion.values()) - 1) < 1e-5 and "none" in results[5].emotion
 
 
 def test_planted_mouth_motion_moves_the_lower_face_not_the_brows(results):
@@ -62,7 +65,8 @@ def test_cli_writes_complete_rows_and_events(clip, tmp_path, capsys):
     assert summary["frames"] == 30
     with open(tmp_path / "frames.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 30 and rows[0]["frame"] == "0" and "AU12" in rows[0] and "lat_total" in rows[0]
+    assert len(rows) == 30 and rows[0]["frame"] == "0" and "lat_total" in rows[0] and "action" in rows[0]
+    assert {f"{n}_c" for n in summary["aus"]} <= set(rows[0]) and "emotion_none" in rows[0]
     assert all(r["success"] == "1" for r in rows)
     png = cv2.imread(summary["timeline"])
     assert png is not None and png.shape[1] > 1000
@@ -190,9 +194,9 @@ def test_unopenable_device_and_foreign_models_are_named(tmp_path):
         OnnxModel(MODEL_DIR / "pnet.onnx")
 
 
-def test_cli_annotated_video_and_openface_columns(clip, tmp_path, capsys):
+def test_cli_annotated_video_and_every_au_column(clip, tmp_path, capsys):
     assert main(["run", str(clip), "--out", str(tmp_path), "--fps", "100", "--max-frames", "12",
-                 "--video", "--openface", "--emotion-model", "none"]) == 0
+                 "--video", "--all-aus", "--emotion-model", "none"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     cap = cv2.VideoCapture(summary["video"])
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 12

@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 
 from microexp.training import fitting, inputs, linear_fit, loso
 from microexp.training.experiment import Experiment
+from microexp.training.metrics import binary_f1
 from microexp.training.models.linear import PooledLinear, colour_wheel
 
 LINEAR = dict(model="linear", input="whole",
@@ -161,6 +162,46 @@ def test_linear_loso_learns_planted_aus_and_reports_its_penalties(tmp_path):
     assert json.loads((tmp_path / "folds" / "s0.json").read_text())["inverse_penalty"] == folds[0]["inverse_penalty"]
 
 
+def test_inner_thresholds_come_from_the_same_held_out_subjects_and_decide_the_folds(tmp_path):
+    maps, labels, subjects = _au_maps()
+    chroma = dict(LINEAR, model_args=dict(LINEAR["model_args"], features="chroma"))
+    exp = Experiment(task="au", inner_thresholds=True, **chroma)
+    model = linear_fit.fit_linear(exp, maps, labels, subjects)
+    assert len(model.thresholds) == 2 and all(t in linear_fit.THRESHOLD_GRID for t in model.thresholds)
+    # The threshold is the grid value with the best pooled F1 of the inner held-out predictions:
+    # recomputed here from the same C and folds, independently of choose_inverse_penalty.
+    features = model.pooled(inputs.prepare_inputs(exp, maps)).double().numpy()
+    for j in range(2):
+        c = model.inverse_penalty[j]
+        logits = np.zeros(len(maps))
+        for s in sorted(set(subjects)):
+            test = subjects == s
+            logits[test] = linear_fit.fit_predict_scores(features[~test], labels[~test], features[test], "au", c, 2)[:, j]
+        probs = 1 / (1 + np.exp(-logits))
+        f1 = [np.nan_to_num(binary_f1(labels[:, j], probs >= t), nan=-1) for t in linear_fit.THRESHOLD_GRID]
+        assert max(f1) == pytest.approx(binary_f1(labels[:, j], probs >= model.thresholds[j]))
+    folds = loso.run_loso(exp, maps, labels, subjects, progress=False)
+    for f in folds:  # each fold decides at the thresholds its own training subjects chose
+        probs = np.asarray(f["probs"])
+        assert np.array_equal(np.asarray(f["pred"]), (probs >= np.asarray(f["thresholds"])).astype(int))
+
+
+def test_extra_rows_train_every_fold_and_are_never_tested():
+    maps, labels, subjects = _au_maps()
+    chroma = dict(LINEAR, model_args=dict(LINEAR["model_args"], features="chroma"))
+    extra_maps, extra_labels, _ = _au_maps(n_subjects=2, seed=9)
+    plain = linear_fit.fit_linear(Experiment(task="au", **chroma), maps, labels, subjects)
+    with_extra = linear_fit.fit_linear(Experiment(task="au", extra_maps="x.npz", **chroma), maps, labels, subjects,
+                                       extra=(extra_maps, extra_labels))
+    assert not torch.equal(plain.linear.weight, with_extra.linear.weight)
+    folds = loso.run_loso(Experiment(task="au", extra_maps="x.npz", **chroma), maps, labels, subjects,
+                          progress=False, extra=(extra_maps, extra_labels))
+    tested = np.concatenate([f["indices"] for f in folds])
+    assert sorted(tested.tolist()) == list(range(len(maps)))  # only the set's own rows, each once
+    with pytest.raises(ValueError, match="extra_maps are extra training rows for the linear AU model"):
+        Experiment(task="emotion", extra_maps="x.npz", **LINEAR)
+
+
 def test_mirrored_copies_join_the_emotion_fit():
     rng = np.random.default_rng(0)
     maps = rng.uniform(0, 255, (24, 3, 28, 28)).astype(np.float32)
@@ -197,6 +238,7 @@ def test_linear_checkpoint_exports_to_onnx_with_parity(tmp_path):
     (dict(task="au", protocol="oracle-epoch"), "oracle-epoch"),
     (dict(task="au", ensemble=3), "ensemble > 1"),
     (dict(task="au", pos_weight_cap=5.0), "pos_weight_cap"),
+    (dict(task="emotion", inner_thresholds=True), "inner_thresholds on the emotion task"),
 ])
 def test_linear_settings_that_cannot_hold_are_named(settings, message):
     kw = dict(LINEAR, **settings)
