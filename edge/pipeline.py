@@ -309,7 +309,8 @@ class Pipeline:
                 uvs = kernels.encode_uvs28(flow, out=self._uvs, scale=255.0, nonfinite="zero")
             result.uvs28 = uvs.copy()
         score = 1.0 - result.spotting["none"] if c.spot_score == "learned" else result.motion[c.spot_score]
-        result.event = self.spotter.update(index, timestamp, score, result.au, result.emotion or None)
+        result.event = self.spotter.update(index, timestamp, score, result.au, result.emotion or None,
+                                           result.action_present)
         if result.event is None and self.spotter.open is None:
             self.calm_since = timestamp if self.calm_since is None else self.calm_since
         else:

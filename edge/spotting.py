@@ -113,8 +113,10 @@ class IntervalSpotter:
         return float("inf") if base is None else base[0] + 2.0 * base[1]
 
     def update(self, frame: int, t: float, motion: float, au: Optional[Dict[str, float]] = None,
-               emotion: Optional[Dict[str, float]] = None) -> Optional[Event]:
-        """Feed one frame; returns an Event when one closes at this frame."""
+               emotion: Optional[Dict[str, float]] = None, action: bool = True) -> Optional[Event]:
+        """Feed one frame; returns an Event when one closes at this frame. `action`: whether the
+        action gate saw facial action on this frame; an interval with none is dropped (head
+        drift or noise rose the score, the face did nothing)."""
         base = self.baseline()  # once per frame: threshold and calm level share it
         if self.fixed is not None:
             above = motion > self.fixed
@@ -124,11 +126,12 @@ class IntervalSpotter:
         if self.open is None:
             if above:
                 self.open = dict(onset=(frame, t), apex=(frame, t), peak=motion, au=dict(au or {}),
-                                 emotion=emotion, last=frame)
+                                 emotion=emotion, last=frame, action=action)
             return None
         ev = self.open
         if above:
             ev["last"] = frame
+            ev["action"] = ev["action"] or action
             if motion > ev["peak"]:
                 ev.update(apex=(frame, t), peak=motion, emotion=emotion)
             for k, v in (au or {}).items():
@@ -136,7 +139,7 @@ class IntervalSpotter:
             return None
         self.open = None
         length = ev["last"] - ev["onset"][0] + 1
-        if not self.min_frames <= length <= self.max_frames:
+        if not self.min_frames <= length <= self.max_frames or not ev["action"]:
             return None
         end_t = ev["onset"][1] + (ev["last"] - ev["onset"][0]) / self.fps
         return Event(ev["onset"][0], ev["apex"][0], ev["last"], ev["onset"][1], ev["apex"][1], end_t,

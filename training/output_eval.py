@@ -42,19 +42,21 @@ def still_faces(photos: Sequence[str], config: dict, seconds: float = 2.0, fps: 
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         root = generate(load_photos(photos), Path(tmp), clips_per_photo=1, frames=int(seconds * fps), fps=fps,
                         events_per_clip=0, seed=seed, blinks=False)
-        per_face, tracked, any_au, none = {}, 0, 0, 0
+        per_face, tracked, any_au, none, events = {}, 0, 0, 0, 0
         for photo, folder in zip(photos, sorted(p for p in root.glob("*/*") if p.is_dir())):
             rows, _ = _frames(config, folder, fps)
             ok = [r for r in rows if r[0]]
             face_any = sum(bool(r[2]) for r in ok)
             face_none = sum(not r[1] for r in ok)
+            face_events = sum(r[3] is not None for r in rows)
             per_face[Path(photo).name] = {"frames": len(rows), "tracked": len(ok),
                                           "any_au_present": face_any / max(len(ok), 1),
-                                          "emotion_none": face_none / max(len(ok), 1)}
+                                          "emotion_none": face_none / max(len(ok), 1), "events": face_events}
             tracked, any_au, none = tracked + len(ok), any_au + face_any, none + face_none
+            events += face_events
     return {"faces": len(photos), "seconds_each": seconds, "fps": fps, "tracked_frames": tracked,
             "any_au_present": any_au / max(tracked, 1), "emotion_none": none / max(tracked, 1),
-            "per_face": per_face}
+            "events": events, "per_face": per_face}
 
 
 def talking_video(videos: Sequence[str], config: dict) -> Dict[str, object]:
@@ -158,7 +160,7 @@ def print_table(report: Dict[str, object]) -> None:
     if "still" in report:
         s = report["still"]
         print(f"still faces ({s['faces']}, {s['tracked_frames']} tracked frames): any AU present {pct(s['any_au_present'])}, "
-              f"emotion none {pct(s['emotion_none'])}")
+              f"emotion none {pct(s['emotion_none'])}, events {s['events']}")
         for name, f in s["per_face"].items():
             print(f"  {name:32s} any AU {pct(f['any_au_present']):>7s}  none {pct(f['emotion_none']):>7s}")
     if "talking" in report:

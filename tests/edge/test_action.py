@@ -107,6 +107,7 @@ def test_a_still_face_reads_neutral(tmp_path):
     assert np.mean([any(r.au_present.values()) for r in results]) <= 0.02  # the product's target
     none = [r.emotion["none"] > max(v for k, v in r.emotion.items() if k != "none") for r in results]
     assert np.mean(none) >= 0.95 and np.mean([r.action_present for r in results]) <= 0.02
+    assert not any(r.event for r in results)  # nothing happened: no event either
     # Without the gate, the same frames read as expressions: what the gate is for.
     with Pipeline(PipelineConfig(all_aus=True, action_gate=None)) as raw:
         ungated = list(raw.stream(folder, fps=100))

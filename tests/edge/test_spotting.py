@@ -69,3 +69,13 @@ def test_a_fixed_threshold_replaces_the_baseline_for_probability_scores():
     spotter = IntervalSpotter(100.0, threshold=0.8)
     assert spotter.threshold() == 0.8  # from the first frame on, no baseline needed
     assert _run(trace, threshold=0.97) == []
+
+
+def test_an_interval_without_facial_action_is_dropped():
+    trace = _trace(150, 20)
+    spotter = IntervalSpotter(fps=100.0, k=6.0)
+    # The action gate saw nothing anywhere: the rise was head drift or noise, not the face.
+    assert [e for i, m in enumerate(trace) if (e := spotter.update(i, i / 100, float(m), action=False))] == []
+    spotter = IntervalSpotter(fps=100.0, k=6.0)
+    gated = [e for i, m in enumerate(trace) if (e := spotter.update(i, i / 100, float(m), action=(i == 160)))]
+    assert len(gated) == 1 and gated[0].apex_frame in (159, 160)  # one frame of action inside is enough
