@@ -45,13 +45,13 @@ def pytorch_baseline(threads: int, outputs: int):
 
 def run(args) -> int:
     from microexp.edge import bench
-    from microexp.edge.backends.ort import OnnxModel
+    from microexp.edge.backends import open_model
     from microexp.edge.config import PipelineConfig
     if args.frames < 3:
         raise ValueError("--frames must be at least 3")
     if args.fast_crop < 28:
         raise ValueError("--fast-crop must be at least 28")
-    outputs = len(OnnxModel(PipelineConfig().au_model).labels)
+    outputs = len(open_model(PipelineConfig().au_model, "ort-cpu").labels)
     report = bench.run(args.frames, args.threads, args.fast_flow, args.fast_crop, args.fast_track_level,
                        args.backend, args.trt_precision, pytorch_baseline(args.threads, outputs))
     print(json.dumps(report, indent=1)) if args.json else bench.print_table(report)

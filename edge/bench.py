@@ -122,8 +122,8 @@ def fidelity(maps, reference, strength):
 def onnxruntime_baseline(threads: int):
     """(name, infer) of the baseline's AU model when no PyTorch one is given: the shipped AU
     model on ONNX Runtime."""
-    from .backends.ort import OnnxModel
-    model = OnnxModel(MODELS / "au_edge.onnx", threads)
+    from .backends import open_model
+    model = open_model(MODELS / "au_edge.onnx", "ort-cpu", threads, batch=None)
     return "onnxruntime (torch not installed)", model.run
 
 

@@ -130,9 +130,9 @@ def generated_clips(sets: Sequence[str], config: dict, fps: Optional[float] = No
 
 def classifier_figures(au_model: Optional[str] = None) -> Dict[str, object]:
     """The AU classifier's honest LOSO figures as its metadata states them."""
-    from microexp.edge.backends.ort import OnnxModel
+    from microexp.edge.backends import open_model
     from microexp.edge.config import MODELS
-    spec = OnnxModel(au_model or MODELS / "au_edge.onnx").spec
+    spec = open_model(au_model or MODELS / "au_edge.onnx", "ort-cpu").spec
     quality = spec.au_quality or {}
     mean = next((v for k, v in quality.items() if k.startswith("mean_f1")), None)
     return {"model": str(au_model or "shipped"), "protocol": quality.get("protocol"), "mean_f1_min10": mean,

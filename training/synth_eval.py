@@ -196,8 +196,8 @@ def flow_shift(root, model, against: str = "tvl1", runtime: str = "farneback",
 
 def _task(model) -> str:
     """'au' or 'emotion': the task in a model file's metadata."""
-    from microexp.edge.backends.ort import OnnxModel
-    task = OnnxModel(model).task
+    from microexp.edge.backends import open_model
+    task = open_model(model, "ort-cpu").task
     if task not in ("au", "emotion"):
         raise ValueError(f"flow_shift: {model} is a {task!r} model; only AU and emotion models are compared")
     return task
