@@ -1,10 +1,11 @@
 """The per-frame pipeline: detect (reference frame and after tracking loss) -> align by
-template matching (native kernels) -> optical flow against the reference crop -> encode into
-the models' inputs (native kernels) -> AU probabilities, emotion, motion, events.
+template matching (native kernels) -> optical flow against the reference crop -> motion and the
+action gate -> encode into the models' inputs (native kernels) -> AU probabilities and
+decisions, emotion, events.
 
     with Pipeline.from_defaults() as pipe:
-        for result in pipe.stream("clip.mp4"):
-            print(result.frame, result.au["AU12"], result.motion["motion"])
+        for result in pipe.stream("clip.mp4"):  # result.au: the reported AUs (pipe.au_names)
+            print(result.frame, result.action, result.au.get("AU04"), result.au_present.get("AU04"))
 """
 from __future__ import annotations
 

@@ -69,6 +69,18 @@ def read_clips(root: Path) -> Dict[tuple, dict]:
     return out
 
 
+def planted(info: dict, n: int, fps: float):
+    """(strength (n,), blink (n,) bool) of a clip from read_clips: the largest planted profile
+    per frame (0..1), and the frames a blink covers."""
+    strength = np.zeros(n)
+    for onset, apex, offset, _ in info["events"]:
+        strength = np.maximum(strength, profile(n, onset, apex, offset))
+    blink = np.zeros(n, bool)
+    for b in info["blinks"]:
+        blink[max(0, b - 1):b + int(BLINK_S * fps) + 1] = True
+    return strength, blink
+
+
 def collect(root, fps: Optional[float] = None, **config) -> List[ClipMotion]:
     """Every clip of a generated set through the Pipeline (the gate off, the models off: only the
     motion is read), at `fps` or the set's own. `config`: PipelineConfig fields (flow, crop_size, ...)."""
@@ -87,12 +99,7 @@ def collect(root, fps: Optional[float] = None, **config) -> List[ClipMotion]:
         motion = np.array([r.motion.get("motion_nonrigid", np.nan) if r.success else np.nan for r in results])
         first = np.array([r.success and "align" not in r.latency_ms for r in results])
         face = np.array([r.box[2] - r.box[0] if r.success else np.nan for r in results], np.float64)
-        strength = np.zeros(n)
-        for onset, apex, offset, _ in info["events"]:
-            strength = np.maximum(strength, profile(n, onset, apex, offset))
-        blink = np.zeros(n, bool)
-        for b in info["blinks"]:
-            blink[max(0, b - 1):b + int(BLINK_S * fps) + 1] = True
+        strength, blink = planted(info, n, fps)
         out.append(ClipMotion("/".join(key), not info["events"], motion, first, strength, blink,
                               settings.crop_size, fps, face))
     return out
