@@ -61,10 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"microexp-edge {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
-        p = sub.add_parser(command.name, help=command.help, description=command.help)
-        if missing(command):
-            pass  # a stand-in: main() takes any arguments for it and says what to install
-        else:
+        absent = missing(command)
+        # A stand-in where the command's packages are missing: main() takes any arguments for it
+        # and says what to install; its help says so too.
+        description = command.help if not absent else \
+            f"{command.help}. Needs {absent}, which is not installed: {command.install}"
+        p = sub.add_parser(command.name, help=command.help, description=description)
+        if not absent:
             importlib.import_module(f"microexp.cli.{command.module}").add_arguments(p)
         p.set_defaults(_command=command)
     return parser

@@ -60,7 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trt-precision", default="fp32", choices=PRECISIONS,
                    help="precision of native TensorRT engines (built on first use, then cached)")
     p.add_argument("--no-timeline", action="store_true", help="skip the PNG timeline")
-    p.add_argument("--video", action="store_true", help="also write an annotated annotated.mp4")
+    p.add_argument("--video", action="store_true", help="also write annotated.mp4 (face box, AUs, motion, events)")
     p.add_argument("--all-aus", action="store_true",
                    help="report every AU the model outputs; by default only those whose measured quality passes "
                         "the bar in the model's metadata (model_info.json lists the figures; the others are "

@@ -135,7 +135,7 @@ def analyse(pipe: Pipeline, source: FrameSource, options: AnalysisOptions) -> An
             source.close()
             if video is not None:
                 video.close()
-    if options.progress:
+    if options.progress and done % options.progress_every:  # the last call, unless just made
         options.progress(done, total)
     summary: Dict[str, object] = {"frames": done, "lost": lost, "events": events.count, "rows": str(frames_path),
                                   "events_file": str(events.path)}

@@ -146,9 +146,10 @@ class Pipeline:
             shift = m.spec.flow_shift or {}
             moved = (f"; measured on generated clips, its outputs move by {shift['summary']}"
                      if shift.get("summary") else "")
-            notes.append(f"the {role} model ({m.path.name}) was trained on maps made with "
-                         f"{m.spec.flow_description()}, while this run computes {describe(self.config.flow)}"
-                         f"{moved}. Treat its {role} scores as indicative, not calibrated.")
+            notes.append(f"the {role} model ({m.path.name}) was trained on maps whose optical flow is not "
+                         f"this run's (its flow: {m.spec.flow_description()}; this run: "
+                         f"{describe(self.config.flow)}){moved}. Treat its {role} scores as indicative, "
+                         "not calibrated.")
         return notes
 
     def close(self) -> None:
