@@ -268,10 +268,11 @@ class Pipeline:
         else:
             result.action_present = True
         t2 = time.perf_counter()
-        if c.return_hsv28:
-            result.hsv28 = kernels.encode_hsv28(flow, nonfinite="zero").transpose(2, 0, 1).astype(np.float32)
-        if self.au_model is not None:
+        if self.au_model is not None or c.return_hsv28:
             kernels.encode_hsv28(flow, out=self._hsv, nonfinite="zero")
+            if c.return_hsv28:  # a copy for the caller, encoded once
+                result.hsv28 = self._hsv.transpose(2, 0, 1).astype(np.float32)
+        if self.au_model is not None:
             self._au.input[0] = self._hsv.transpose(2, 0, 1)
             lat["encode"] = (time.perf_counter() - t2) * 1e3
             t3 = time.perf_counter()

@@ -73,3 +73,17 @@ def test_eval_outputs_reports_every_part(sets, capsys):
     assert classifier["reported"] and classifier["mean_f1_min10"] > 0
     assert set(classifier["per_au"]) == set(classifier["reported"])
     assert main(["eval-outputs"]) == 2
+
+
+def test_extra_training_rows_are_read_in_the_set_s_label_order_and_bad_files_are_named(tmp_path):
+    from microexp.training.au_maps import load_maps, save_maps
+    maps = np.zeros((2, 3, 28, 28), np.float32)
+    path = save_maps(tmp_path / "rows.npz", maps, np.array([[1, 0], [0, 1]]), np.array(["a", "b"]),
+                     ["AU04", "AU12"], {"command": "test"})
+    _, targets, subjects = load_maps(path, ["AU12", "AU01", "AU04"])
+    assert targets.tolist() == [[0, 0, 1], [1, 0, 0]] and subjects.tolist() == ["a", "b"]  # AU01 never planted
+    with pytest.raises(FileNotFoundError, match="gone.npz"):
+        load_maps(tmp_path / "gone.npz", ["AU04"])
+    (tmp_path / "junk.npz").write_bytes(b"not a file of rows")
+    with pytest.raises(ValueError, match="junk.npz: not a file written by"):
+        load_maps(tmp_path / "junk.npz", ["AU04"])
