@@ -1,7 +1,8 @@
 """Typed facade over the native kernels (``microexp._kernels``).
 
-Every function validates its inputs in C++ before touching memory and raises ``TypeError`` or
-``ValueError`` naming the argument. The GIL is released while the C++ code runs.
+Every function validates its inputs before touching memory and raises ``TypeError`` or
+``ValueError`` naming the argument: scalars here (``kernels/arguments.py``), arrays in C++.
+The GIL is released while the C++ code runs.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import cv2
 import numpy as np
 
 from microexp import _kernels
+from microexp.kernels import arguments as arg
 
 __all__ = [
     "match_template",
@@ -26,6 +28,7 @@ __all__ = [
 ]
 
 MATCH_MODES = ("exact", "pyramid")
+NONFINITE = ("raise", "zero")
 # Below this many multiply-adds the direct correlation beats the FFT round trip.
 _DIRECT_LIMIT = 2_000_000
 
@@ -113,10 +116,10 @@ def match_template(
     Returns:
         ``(x, y, score)``: top-left of the best placement and its score.
     """
-    if mode not in MATCH_MODES:
-        raise ValueError(f"match_template: 'mode' must be one of {MATCH_MODES}, got {mode!r}")
+    mode = arg.choice("match_template", "mode", mode, MATCH_MODES)
+    subpixel = arg.flag("match_template", "subpixel", subpixel)
     if mode == "pyramid":
-        x, y, score, sx, sy = _kernels.match_pyramid(image, template, bool(subpixel))
+        x, y, score, sx, sy = _kernels.match_pyramid(image, template, subpixel)
         return (sx, sy, score) if subpixel else (x, y, score)
     scores = ncc_map(image, template)
     y, x = np.unravel_index(int(np.argmax(scores)), scores.shape)
@@ -129,16 +132,6 @@ def match_template(
     if 0 < y < scores.shape[0] - 1:
         sy += _parabola_offset(scores[y - 1, x], score, scores[y + 1, x])
     return sx, sy, score
-
-
-def _box_arg(box: Sequence[float]) -> Tuple[int, int, int, int]:
-    try:
-        x1, y1, x2, y2 = (int(round(float(v))) for v in box)
-    except (TypeError, ValueError):
-        raise TypeError(f"align_crop: 'box' must be four numbers (x1, y1, x2, y2), got {box!r}") from None
-    if x2 <= x1 or y2 <= y1:
-        raise ValueError(f"align_crop: 'box' must have x2 > x1 and y2 > y1, got {box!r}")
-    return x1, y1, x2, y2
 
 
 class TemplateMatcher:
@@ -167,7 +160,9 @@ class TemplateMatcher:
         better of the two neighbours, scored at full resolution, when the peak lies near
         half-way), with that level's score: a faster tracking whose placement is within a
         pixel of ``match_template``'s, usually the same one."""
-        x, y, score, sx, sy = self._impl.match(image, bool(subpixel), int(finest_level))
+        fn = "TemplateMatcher.match"
+        x, y, score, sx, sy = self._impl.match(image, arg.flag(fn, "subpixel", subpixel),
+                                               arg.integer(fn, "finest_level", finest_level, 0, 4))
         return (sx, sy, score) if subpixel else (x, y, score)
 
 
@@ -195,13 +190,12 @@ def align_crop(
     Returns:
         ``(crop, new_box, score)`` with ``new_box`` = (x1, y1, x2, y2) of the matched window.
     """
-    x1, y1, x2, y2 = _box_arg(box)
-    if not isinstance(margin, (int, np.integer)) or margin < 0:
-        raise ValueError(f"align_crop: 'margin' must be a non-negative integer, got {margin!r}")
-    try:
-        width, height = (int(v) for v in size)
-    except (TypeError, ValueError):
-        raise TypeError(f"align_crop: 'size' must be (width, height), got {size!r}") from None
+    fn = "align_crop"
+    x1, y1, x2, y2 = arg.box(fn, "box", box)
+    margin = arg.integer(fn, "margin", margin, 0, arg.INT_MAX // 4)
+    width, height = arg.size(fn, "size", size)
+    mode = arg.choice(fn, "mode", mode, MATCH_MODES)
+    finest_level = arg.integer(fn, "finest_level", finest_level, 0, 4)
     matcher = template if isinstance(template, TemplateMatcher) else None
     if matcher is not None and mode != "pyramid":
         raise ValueError(f"align_crop: a TemplateMatcher searches in 'pyramid' mode, got mode={mode!r}")
@@ -228,14 +222,14 @@ def align_crop(
 
 def resize_linear(src: np.ndarray, size: Tuple[int, int], out: Optional[np.ndarray] = None):
     """``cv2.resize(src, size, interpolation=INTER_LINEAR)`` for uint8 images (within 1 level)."""
-    width, height = size
-    return _kernels.resize_linear(src, int(height), int(width), out)
+    width, height = arg.size("resize_linear", "size", size)
+    return _kernels.resize_linear(src, height, width, out)
 
 
 def resize_area(src: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
     """``cv2.resize(src, size, interpolation=INTER_AREA)`` for shrinking uint8 images, exactly."""
-    width, height = size
-    return _kernels.resize_area(src, int(height), int(width))
+    width, height = arg.size("resize_area", "size", size)
+    return _kernels.resize_area(src, height, width)
 
 
 def encode_hsv28(
@@ -255,7 +249,7 @@ def encode_hsv28(
     A flow with constant magnitude (all zero, or a pure translation) has min == max; OpenCV's
     normalisation then scales by 0, so V = 0 and the map is black.
     """
-    return _kernels.encode_hsv28(flow, out, nonfinite)
+    return _kernels.encode_hsv28(flow, out, arg.choice("encode_hsv28", "nonfinite", nonfinite, NONFINITE))
 
 
 def encode_uvs28(
@@ -270,7 +264,9 @@ def encode_uvs28(
     then area-averaged to 28x28. Strain = sqrt(exx^2 + eyy^2 + 2 exy^2) with derivatives taken
     as ``numpy.gradient`` does. ``out`` may be ``batch[i]`` of an NCHW float32 buffer.
     """
-    return _kernels.encode_uvs28(flow, out, float(scale), nonfinite)
+    fn = "encode_uvs28"
+    return _kernels.encode_uvs28(flow, out, arg.real(fn, "scale", scale, 1e-30, 1e30),
+                                 arg.choice(fn, "nonfinite", nonfinite, NONFINITE))
 
 
 def compose_regions(
@@ -298,10 +294,11 @@ def region_motion(flow: np.ndarray, grid: int = 4, step: int = 4, nonfinite: str
     action is not, and on small blocks even a weak one such as a lid tightening stands out.
     ``nonfinite``: ``"raise"`` or ``"zero"`` (NaN/inf vectors count as zero motion).
     One pass in C++ with per-thread scratch: no allocation per call after the first."""
-    nonrigid = 0 if nonrigid_grid is None else int(nonrigid_grid)
-    if nonrigid_grid is not None and nonrigid < 1:
-        raise ValueError(f"region_motion: 'nonrigid_grid' must be >= 1 (or None), got {nonrigid_grid!r}")
-    motion, upper, lower, local, residual = _kernels.region_motion(flow, int(step), int(grid), nonrigid, nonfinite)
+    fn = "region_motion"
+    nonrigid = 0 if nonrigid_grid is None else arg.integer(fn, "nonrigid_grid", nonrigid_grid, 1)
+    motion, upper, lower, local, residual = _kernels.region_motion(
+        flow, arg.integer(fn, "step", step, 1), arg.integer(fn, "grid", grid, 1), nonrigid,
+        arg.choice(fn, "nonfinite", nonfinite, NONFINITE))
     out = {"motion": motion, "motion_upper": upper, "motion_lower": lower, "motion_local": local}
     if nonrigid_grid is not None:
         out["motion_nonrigid"] = residual
@@ -322,10 +319,15 @@ class FarnebackFlow:
 
     def __init__(self, pyr_scale: float = 0.5, levels: int = 3, winsize: int = 15, iterations: int = 3,
                  poly_n: int = 5, poly_sigma: float = 1.2, _portable: bool = False):
-        self.params = dict(pyr_scale=float(pyr_scale), levels=int(levels), winsize=int(winsize),
-                           iterations=int(iterations), poly_n=int(poly_n), poly_sigma=float(poly_sigma))
+        fn = "FarnebackFlow"
+        self.params = dict(pyr_scale=arg.real(fn, "pyr_scale", pyr_scale),
+                           levels=arg.integer(fn, "levels", levels, 0, 10),
+                           winsize=arg.integer(fn, "winsize", winsize, 1, 99),
+                           iterations=arg.integer(fn, "iterations", iterations, 1, 100),
+                           poly_n=arg.integer(fn, "poly_n", poly_n, 1, 15),
+                           poly_sigma=arg.real(fn, "poly_sigma", poly_sigma, 0.0))
         # _portable: use the portable row loops even where AVX2 is present (a test hook).
-        self._impl = _kernels.Farneback(*self.params.values(), portable=bool(_portable))
+        self._impl = _kernels.Farneback(*self.params.values(), portable=arg.flag(fn, "_portable", _portable))
 
     def __call__(self, prev: np.ndarray, next: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
         return self._impl.calc(prev, next, out)

@@ -1,7 +1,7 @@
 """Kernel benchmark: each native kernel beside its OpenCV-Python equivalent, same inputs, one
 thread, one run. Prints a table, or JSON with --json.
 
-    python -m microexp.kernels.bench [--repeats N] [--json]
+    python -m microexp.kernels.bench [--repeats N] [--json] [--small-templates]
 """
 from __future__ import annotations
 
@@ -55,6 +55,17 @@ def np_uvs28(flow):
     ])
 
 
+def np_region_motion(flow, grid=4, step=4):
+    """motion, upper, lower and local scores of region_motion in NumPy (no affine residual)."""
+    s = flow[::step, ::step].astype(np.float64)
+    mag = np.hypot(s[..., 0], s[..., 1])
+    h = mag.shape[0]
+    residual = np.hypot(*(s - np.median(s, axis=(0, 1))).transpose(2, 0, 1))
+    bh, bw = residual.shape[0] // grid, residual.shape[1] // grid
+    blocks = residual[: bh * grid, : bw * grid].reshape(grid, bh, grid, bw).mean(axis=(1, 3))
+    return mag.mean(), mag[: max(1, h // 2)].mean(), mag[2 * h // 3:].mean(), blocks.max()
+
+
 # ----------------------------------------------------------------------------------------------
 
 def run(repeats: int):
@@ -71,6 +82,10 @@ def run(repeats: int):
         cv2.cvtColor(cv2.resize(template, (224, 224)), cv2.COLOR_BGR2GRAY),
         cv2.cvtColor(seed.crop_with_template(frame1, template, box)[0], cv2.COLOR_BGR2GRAY),
         None, 0.5, 3, 15, 3, 5, 1.2, 0)
+    gray0 = cv2.cvtColor(cv2.resize(template, (224, 224)), cv2.COLOR_BGR2GRAY)
+    gray1 = cv2.cvtColor(seed.crop_with_template(frame1, template, box)[0], cv2.COLOR_BGR2GRAY)
+    farneback = K.FarnebackFlow(0.5, 3, 15, 3, 5, 1.2)
+    flow_out = np.empty((224, 224, 2), np.float32)
     hsv_out = np.empty((28, 28, 3), np.uint8)
     uvs_out = np.empty((3, 28, 28), np.float32)
     crop_out = np.empty((224, 224, 3), np.uint8)
@@ -92,6 +107,11 @@ def run(repeats: int):
          lambda: seed.hsv28(flow), lambda: K.encode_hsv28(flow, out=hsv_out)),
         ("encode_uvs28, 224x224 flow",
          lambda: np_uvs28(flow), lambda: K.encode_uvs28(flow, out=uvs_out)),
+        ("FarnebackFlow, 224x224 gray, onset reused",
+         lambda: cv2.calcOpticalFlowFarneback(gray0, gray1, None, 0.5, 3, 15, 3, 5, 1.2, 0),
+         lambda: farneback(gray0, gray1, flow_out)),
+        ("region_motion, 224x224 flow (NumPy baseline)",
+         lambda: np_region_motion(flow), lambda: K.region_motion(flow, nonrigid_grid=8)),
     ]
     rows = []
     for name, baseline, ours in cases:
@@ -115,6 +135,24 @@ def run(repeats: int):
     }
 
 
+def small_templates(repeats: int) -> list:
+    """The pyramid search's slow corner: a template whose short side is under 32 px gets no
+    coarser level, so every placement is scored at full resolution. Gray images; the exact mode
+    (FFT or direct sums) beside it for the same pair."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for (th, tw), (ih, iw) in (((25, 1596), (64, 2040)), ((31, 31), (480, 480)), ((32, 32), (480, 480)),
+                               ((64, 64), (480, 480))):
+        image = cv2.GaussianBlur(rng.integers(0, 255, (ih, iw), dtype=np.uint8), (0, 0), 2.0)
+        template = np.ascontiguousarray(image[10:10 + th, 20:20 + tw])
+        matcher = K.TemplateMatcher(template)
+        p50_pyr, _ = timed(lambda m=matcher, i=image: m.match(i), repeats, warmup=1)
+        p50_exact, _ = timed(lambda i=image, t=template: K.match_template(i, t, "exact"), repeats, warmup=1)
+        rows.append({"template": f"{th}x{tw}", "image": f"{ih}x{iw}", "pyramid_levels": matcher._impl.depth,
+                     "pyramid_p50_ms": p50_pyr, "exact_p50_ms": p50_exact})
+    return rows
+
+
 def print_table(report):
     print(f"one thread, {report['repeats']} calls each, OpenCV {report['opencv']}, "
           f"NumPy {report['numpy']}")
@@ -131,9 +169,20 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    parser.add_argument("--small-templates", action="store_true",
+                        help="instead: TemplateMatcher on templates under 32 px (no coarse level) beside exact mode")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    if args.small_templates:
+        cv2.setNumThreads(1)
+        rows = small_templates(args.repeats)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        for r in rows:
+            print(f"template {r['template']:>8s} in {r['image']:>8s}: {r['pyramid_levels']} coarse level(s), "
+                  f"TemplateMatcher {r['pyramid_p50_ms']:8.2f} ms, exact mode {r['exact_p50_ms']:8.2f} ms (p50)")
+        return
     report = run(args.repeats)
     if args.json:
         print(json.dumps(report, indent=2))

@@ -32,23 +32,52 @@ std::string strides_of(const py::array& a) {
     return s + (a.ndim() == 1 ? ",)" : ")");
 }
 
+// A number as Python would print it (std::to_string prints 1e-300 as 0.000000).
+std::string number(double x) { return py::str(py::float_(x)).cast<std::string>(); }
+
+// Output limits: the largest resize the kernels allocate, and the range of encode_uvs28's scale.
+constexpr py::ssize_t kMaxResizeBytes = py::ssize_t(1) << 28;
+constexpr double kMinUvsScale = 1e-30, kMaxUvsScale = 1e30;
+
 std::string dtype_of(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
 
 [[noreturn]] void fail_value(const std::string& fn, const std::string& name, const std::string& msg) {
     throw py::value_error(fn + ": '" + name + "' " + msg);
 }
 
+// numpy's dtype of T, compared by kind and size: an array that crossed a process boundary
+// (pickle, multiprocessing, Ray) carries an equal dtype that is not numpy's own object.
+template <typename T>
+bool has_dtype_of(const py::array& a) {
+    const py::dtype d = a.dtype(), want = py::dtype::of<T>();
+    return d.is(want) || (d.kind() == want.kind() && d.itemsize() == want.itemsize());
+}
+
+enum class Use { input, output };
+
+// An ndarray of T's dtype. Inputs in a foreign byte order or at an address T cannot be read
+// from directly (np.frombuffer at an odd offset) are copied once into an aligned native array;
+// an output must be both already, since it is written in place.
 template <typename T>
 py::array as_array(const py::handle& obj, const std::string& fn, const std::string& name,
-                   const char* dtype_name) {
+                   const char* dtype_name, Use use = Use::input) {
     if (!py::isinstance<py::array>(obj))
         throw py::type_error(fn + ": '" + name + "' must be a numpy.ndarray of " + dtype_name +
                              ", got " + std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
     py::array a = py::reinterpret_borrow<py::array>(obj);
-    if (!a.dtype().is(py::dtype::of<T>()))
+    if (!has_dtype_of<T>(a))
         throw py::type_error(fn + ": '" + name + "' must have dtype " + dtype_name + ", got " +
                              dtype_of(a));
-    return a;
+    const char order = a.dtype().byteorder();
+    const bool native = order == '=' || order == '|';
+    const bool aligned = a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+    if (native && aligned) return a;
+    if (use == Use::output)
+        fail_value(fn, name, native ? "must be aligned to its item size (a fresh numpy array is)"
+                                    : "must have the machine's byte order, got dtype " + dtype_of(a));
+    // A fresh array is aligned and native (np.ascontiguousarray would return a misaligned
+    // C-contiguous array as it is).
+    return a.attr("astype")(py::dtype::of<T>(), py::arg("order") = "C", py::arg("copy") = true);
 }
 
 // An image (rows, cols) or (rows, cols, channels) whose pixels are packed within each row;
@@ -81,7 +110,7 @@ template <typename T>
 py::array_t<T> output(const py::object& out, std::vector<py::ssize_t> shape, const std::string& fn,
                       const char* dtype_name) {
     if (out.is_none()) return py::array_t<T>(shape);
-    py::array a = as_array<T>(out, fn, "out", dtype_name);
+    py::array a = as_array<T>(out, fn, "out", dtype_name, Use::output);
     bool same = a.ndim() == (py::ssize_t)shape.size();
     for (std::size_t i = 0; same && i < shape.size(); ++i) same = a.shape(i) == shape[i];
     if (!same) {
@@ -107,16 +136,18 @@ ViewF flow_view(const py::handle& obj, const std::string& fn) {
     return v;
 }
 
-bool nonfinite_policy(const ViewF& flow, const std::string& policy, const std::string& fn) {
-    if (policy == "zero") return true;
-    if (policy != "raise")
+// One pass over the flow: its non-finite count (refused under the "raise" policy) and the
+// scaling that keeps a huge finite flow's arithmetic finite.
+FlowScan scanned_flow(const ViewF& flow, const std::string& policy, const std::string& fn, bool& zero) {
+    if (policy != "zero" && policy != "raise")
         fail_value(fn, "nonfinite", "must be 'raise' or 'zero', got '" + policy + "'");
-    const std::ptrdiff_t bad = count_nonfinite(flow);
-    if (bad)
-        fail_value(fn, "flow", "contains " + std::to_string(bad) +
+    zero = policy == "zero";
+    const FlowScan scan = scan_flow(flow);
+    if (!zero && scan.nonfinite)
+        fail_value(fn, "flow", "contains " + std::to_string(scan.nonfinite) +
                                    " NaN or infinite value(s); fix the flow or pass nonfinite='zero'"
                                    " to read them as zero motion");
-    return false;
+    return scan;
 }
 
 void check_template_fits(const View8& img, const View8& tpl, const std::string& fn) {
@@ -163,14 +194,19 @@ FarnebackParams farneback_params(double pyr_scale, int levels, int winsize, int 
                                  double poly_sigma, bool portable) {
     const std::string fn = "FarnebackFlow";
     if (!(pyr_scale > 0 && pyr_scale < 1))
-        fail_value(fn, "pyr_scale", "must be in (0, 1), got " + std::to_string(pyr_scale));
+        fail_value(fn, "pyr_scale", "must be in (0, 1), got " + number(pyr_scale));
     if (levels < 0 || levels > 10) fail_value(fn, "levels", "must be in 0..10, got " + std::to_string(levels));
     if (winsize < 1 || winsize > 99) fail_value(fn, "winsize", "must be in 1..99, got " + std::to_string(winsize));
     if (iterations < 1 || iterations > 100)
         fail_value(fn, "iterations", "must be in 1..100, got " + std::to_string(iterations));
     if (poly_n < 1 || poly_n > 15) fail_value(fn, "poly_n", "must be in 1..15, got " + std::to_string(poly_n));
     if (!(poly_sigma >= 0) || !std::isfinite(poly_sigma))
-        fail_value(fn, "poly_sigma", "must be a non-negative finite number, got " + std::to_string(poly_sigma));
+        fail_value(fn, "poly_sigma", "must be a non-negative finite number, got " + number(poly_sigma));
+    if (!expansion_invertible(poly_n, poly_sigma))
+        fail_value(fn, "poly_sigma", "= " + number(poly_sigma) + " is too narrow for poly_n=" + std::to_string(poly_n) +
+                                         ": the expansion's Gram matrix is singular there (OpenCV returns zero flow);"
+                                         " use 0 (OpenCV's default, 0.3 * poly_n) or at least " +
+                                         number(std::ceil(smallest_invertible_sigma(poly_n) * 1e3) / 1e3));
     return FarnebackParams{pyr_scale, levels, winsize, iterations, poly_n, poly_sigma, portable};
 }
 
@@ -235,6 +271,11 @@ PYBIND11_MODULE(_kernels, m) {
         if (rows < 1 || cols < 1 || rows > 65536 || cols > 65536)
             fail_value(fn, "size", "must be between 1 and 65536 on both axes, got (" +
                                        std::to_string(cols) + ", " + std::to_string(rows) + ")");
+        if (rows * cols * v.cn > kMaxResizeBytes)
+            fail_value(fn, "size", "(" + std::to_string(cols) + ", " + std::to_string(rows) + ") with " +
+                                       std::to_string(v.cn) + " channel(s) asks for " +
+                                       std::to_string(rows * cols * v.cn >> 20) +
+                                       " MiB; the limit is 256 MiB (an 8K BGR frame is 95 MiB)");
         std::vector<py::ssize_t> shape = {rows, cols};
         if (a.ndim() == 3) shape.push_back(v.cn);
         py::array_t<std::uint8_t> o = output<std::uint8_t>(out, shape, fn, "uint8");
@@ -268,12 +309,13 @@ PYBIND11_MODULE(_kernels, m) {
         const std::string fn = "encode_hsv28";
         py::array keep = as_array<float>(flow, fn, "flow", "float32");
         ViewF v = flow_view(keep, fn);
-        const bool zero = nonfinite_policy(v, nonfinite, fn);
+        bool zero = false;
+        const FlowScan scan = scanned_flow(v, nonfinite, fn, zero);
         py::array_t<std::uint8_t> o = output<std::uint8_t>(out, {kMapSize, kMapSize, 3}, fn, "uint8");
         std::uint8_t* dst = o.mutable_data();
         {
             py::gil_scoped_release nogil;
-            encode_hsv28(v, zero, dst);
+            encode_hsv28(v, scan, zero, dst);
         }
         return o;
     });
@@ -283,14 +325,16 @@ PYBIND11_MODULE(_kernels, m) {
         const std::string fn = "encode_uvs28";
         py::array keep = as_array<float>(flow, fn, "flow", "float32");
         ViewF v = flow_view(keep, fn);
-        const bool zero = nonfinite_policy(v, nonfinite, fn);
-        if (!(scale > 0) || !std::isfinite(scale))
-            fail_value(fn, "scale", "must be a positive finite number, got " + std::to_string(scale));
+        bool zero = false;
+        const FlowScan scan = scanned_flow(v, nonfinite, fn, zero);
+        // Kept well inside float32's normal range, so that [0, scale] survives the cast.
+        if (!(scale >= kMinUvsScale && scale <= kMaxUvsScale))
+            fail_value(fn, "scale", "must be a positive number from 1e-30 to 1e30, got " + number(scale));
         py::array_t<float> o = output<float>(out, {3, kMapSize, kMapSize}, fn, "float32");
         float* dst = o.mutable_data();
         {
             py::gil_scoped_release nogil;
-            encode_uvs28(v, zero, (float)scale, dst);
+            encode_uvs28(v, scan, zero, (float)scale, dst);
         }
         return o;
     });
@@ -309,6 +353,9 @@ PYBIND11_MODULE(_kernels, m) {
         }
         if (!lm || lm.ndim() != 2 || lm.shape(0) != 5 || lm.shape(1) != 2)
             fail_value(fn, "landmarks5", "must be five (x, y) points, shape (5, 2)");
+        if (!(lm.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_))  // ensure() keeps misaligned input
+            lm = lm.attr("astype")(py::dtype::of<double>(), py::arg("order") = "C", py::arg("copy") = true)
+                     .cast<py::array_t<double, py::array::c_style | py::array::forcecast>>();
         for (py::ssize_t i = 0; i < 10; ++i)
             if (!std::isfinite(lm.data()[i]))
                 fail_value(fn, "landmarks5", "contains NaN or infinite coordinates");
@@ -335,15 +382,18 @@ PYBIND11_MODULE(_kernels, m) {
             fail_value(fn, "flow", "must have shape (rows, cols, 2), got " + shape_of(keep));
         ViewF v = image_view<float>(keep, fn, "flow", 2, 2);
         if (step < 1) fail_value(fn, "step", "must be >= 1, got " + std::to_string(step));
+        if (nonfinite != "zero" && nonfinite != "raise")
+            fail_value(fn, "nonfinite", "must be 'raise' or 'zero', got '" + nonfinite + "'");
         if (grid < 1) fail_value(fn, "grid", "must be >= 1, got " + std::to_string(grid));
         if (nonrigid_grid < 0)
             fail_value(fn, "nonrigid_grid", "must be >= 0 (0: not computed), got " + std::to_string(nonrigid_grid));
         const int largest = std::max(grid, nonrigid_grid);
-        if ((v.rows + step - 1) / step < largest || (v.cols + step - 1) / step < largest)
+        if (sample_count(v.rows, step) < largest || sample_count(v.cols, step) < largest)
             fail_value(fn, "flow", "of shape " + shape_of(keep) + " gives fewer than " +
                                        (nonrigid_grid > grid ? "nonrigid_grid=" : "grid=") + std::to_string(largest) +
                                        " samples per axis at step=" + std::to_string(step));
-        const bool zero = nonfinite_policy(v, nonfinite, fn);
+        bool zero = nonfinite == "zero";
+        if (!zero) scanned_flow(v, nonfinite, fn, zero);  // refuses NaN/inf (samples or not)
         MotionScores s;
         {
             py::gil_scoped_release nogil;
@@ -386,7 +436,7 @@ PYBIND11_MODULE(_kernels, m) {
         .def("level", [](TemplateHandle& h, int l) {
             // A copy of the template's level l (rows, cols, channels): for tests of the halving.
             if (l < 0 || l > h.impl.depth())
-                throw py::index_error("TemplateMatcher: level " + std::to_string(l) + " is outside 0.." +
+                fail_value("TemplateMatcher.level", "level", "= " + std::to_string(l) + " is outside 0.." +
                                       std::to_string(h.impl.depth()));
             const View8& v = h.impl.level(l);
             py::array_t<std::uint8_t> out({v.rows, v.cols, v.cn});

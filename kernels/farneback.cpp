@@ -7,6 +7,7 @@
 #include "farneback_rows.hpp"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstring>
 
@@ -155,9 +156,67 @@ const FarnebackRows& pick_rows(bool portable) {
 }
 }  // namespace
 
+namespace {
+// OpenCV's effective sigma and normalised weights (FarnebackPrepareGaussian).
+std::vector<float> expansion_weights(int n, double& sigma) {
+    if (sigma < FLT_EPSILON) sigma = n * 0.3;
+    std::vector<float> g(2 * n + 1);
+    double sum = 0;
+    for (int x = -n; x <= n; ++x) {
+        g[x + n] = (float)std::exp(-x * x / (2 * sigma * sigma));
+        sum += g[x + n];
+    }
+    for (float& v : g) v = (float)(v / sum);
+    return g;
+}
+}  // namespace
+
+bool expansion_invertible(int n, double sigma) {
+    const std::vector<float> g = expansion_weights(n, sigma);
+    // The 6x6 Gram matrix of (1, x, y, x^2, y^2, xy) as OpenCV fills it: float products
+    // accumulated in double.
+    double G[6][6] = {};
+    for (int y = -n; y <= n; ++y)
+        for (int x = -n; x <= n; ++x) {
+            const float w = g[y + n] * g[x + n];
+            const float fx = (float)x, fy = (float)y;
+            G[0][0] += w;
+            G[1][1] += w * fx * fx;
+            G[3][3] += w * fx * fx * fx * fx;
+            G[5][5] += w * fx * fx * fy * fy;
+        }
+    G[2][2] = G[0][3] = G[0][4] = G[3][0] = G[4][0] = G[1][1];
+    G[4][4] = G[3][3];
+    G[3][4] = G[4][3] = G[5][5];
+    // Cholesky with OpenCV's test on each pivot (L keeps 1/sqrt(pivot) on its diagonal).
+    double L[6][6] = {};
+    for (int i = 0; i < 6; ++i) {
+        for (int j = 0; j < i; ++j) {
+            double t = G[i][j];
+            for (int k = 0; k < j; ++k) t -= L[i][k] * L[j][k];
+            L[i][j] = t * L[j][j];
+        }
+        double pivot = G[i][i];
+        for (int k = 0; k < i; ++k) pivot -= L[i][k] * L[i][k];
+        if (!(pivot >= 2.220446049250313e-16)) return false;  // DBL_EPSILON
+        L[i][i] = 1.0 / std::sqrt(pivot);
+    }
+    return true;
+}
+
+double smallest_invertible_sigma(int n) {
+    double lo = FLT_EPSILON, hi = 2.0;  // not invertible at lo (for n >= 1), invertible at hi
+    if (expansion_invertible(n, lo)) return lo;
+    while (hi - lo > 1e-4) {
+        const double mid = 0.5 * (lo + hi);
+        (expansion_invertible(n, mid) ? hi : lo) = mid;
+    }
+    return hi;
+}
+
 Farneback::Farneback(const FarnebackParams& p) : p_(p), rows_fn_(&pick_rows(p.portable)) {
     const int n = p.poly_n;
-    double sigma = p.poly_sigma < 1.1920929e-07 ? n * 0.3 : p.poly_sigma;
+    double sigma = p.poly_sigma < FLT_EPSILON ? n * 0.3 : p.poly_sigma;
     g_.assign(2 * n + 1, 0.f);
     xg_ = xxg_ = g_;
     double sum = 0;

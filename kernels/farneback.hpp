@@ -29,6 +29,15 @@ struct FarnebackParams {
     bool portable = false;  // force the portable row loops (tests compare them with AVX2's)
 };
 
+// Whether OpenCV can invert the polynomial expansion's Gram matrix for (poly_n, poly_sigma):
+// its Cholesky factorisation needs every pivot >= DBL_EPSILON. Where it fails (a Gaussian much
+// narrower than a pixel, sigma from about 1.2e-7 to 0.16), cv::calcOpticalFlowFarneback replaces
+// the inverse by zeros and returns zero flow; we refuse those settings instead.
+bool expansion_invertible(int poly_n, double poly_sigma);
+
+// The smallest poly_sigma >= FLT_EPSILON for which expansion_invertible holds (to 1e-4).
+double smallest_invertible_sigma(int poly_n);
+
 class Farneback {
 public:
     explicit Farneback(const FarnebackParams& p);

@@ -34,11 +34,16 @@ bool cpu_has_fma() {
 namespace {
 
 // OpenCV converts HSV->BGR (8 bit) in blocks of vector width with truncation, and the pixels
-// left over at the end of each row with a scalar loop that rounds. The block is 32 pixels on
-// x86 CPUs with AVX2 (OpenCV's widest dispatch for colour conversion), else 16.
+// left over at the end of each row with a scalar loop that rounds. The block follows OpenCV's
+// run-time dispatch for colour conversion: 64 pixels on x86 CPUs with its AVX512_SKX feature set,
+// 32 with AVX2, else 16.
 int hsv_vector_block() {
 #if defined(MICROEXP_X86_DISPATCH)
-    static const int block = __builtin_cpu_supports("avx2") ? 32 : 16;
+    static const int block =
+        (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512vl")) ? 64
+        : __builtin_cpu_supports("avx2") ? 32 : 16;
     return block;
 #else
     return 16;
@@ -82,41 +87,7 @@ const ScalarHsvTable& scalar_hsv_table() {
     return table;
 }
 
-// Flow as a packed (rows, cols, 2) array; a sanitised copy when non-finite values are zeroed.
-ViewF finite_flow(const ViewF& flow, bool zero_nonfinite, std::vector<float>& storage) {
-    if (!zero_nonfinite || count_nonfinite(flow) == 0) return flow;
-    const int n = flow.cols * 2;
-    storage.resize((std::size_t)flow.rows * n);
-    for (int r = 0; r < flow.rows; ++r) {
-        const float* s = flow.row(r);
-        float* d = storage.data() + (std::size_t)r * n;
-        for (int i = 0; i < n; i += 2) {
-            const bool ok = std::isfinite(s[i]) && std::isfinite(s[i + 1]);
-            d[i] = ok ? s[i] : 0.f;
-            d[i + 1] = ok ? s[i + 1] : 0.f;
-        }
-    }
-    return ViewF{storage.data(), n, flow.rows, flow.cols, 2};
-}
-
 }  // namespace
-
-std::ptrdiff_t count_nonfinite(const ViewF& flow) {
-    // A float is NaN or infinite when its exponent bits are all ones; testing the bits (not
-    // std::isfinite) lets the compiler vectorise this pass over the whole field.
-    std::ptrdiff_t bad = 0;
-    for (int r = 0; r < flow.rows; ++r) {
-        const float* s = flow.row(r);
-        int row_bad = 0;
-        for (int i = 0; i < flow.cols * 2; ++i) {
-            std::uint32_t bits;
-            std::memcpy(&bits, s + i, sizeof bits);
-            row_bad += (bits & 0x7f800000u) == 0x7f800000u;
-        }
-        bad += row_bad;
-    }
-    return bad;
-}
 
 namespace {
 
@@ -138,10 +109,12 @@ const PolarPasses& polar_passes() {
 
 }  // namespace
 
-void encode_hsv28(const ViewF& flow_in, bool zero_nonfinite, std::uint8_t* out) {
+void encode_hsv28(const ViewF& flow_in, const FlowScan& scan, bool zero_nonfinite, std::uint8_t* out) {
     thread_local std::vector<float> clean, mag;
     thread_local std::vector<std::uint8_t> hue, bgr_planes;
-    const ViewF flow = finite_flow(flow_in, zero_nonfinite, clean);
+    // A huge flow is divided by a power of two first: the magnitudes scale exactly, and the
+    // min-max normalisation takes the scale out again, so V is what unbounded floats would give.
+    const ViewF flow = prepared_flow(flow_in, scan, zero_nonfinite, clean);
     const int rows = flow.rows, cols = flow.cols;
     const std::size_t n = (std::size_t)rows * cols;
     hue.resize(n), mag.resize(n), bgr_planes.resize(3 * n);
@@ -188,9 +161,12 @@ inline void row_gradient(const float* f, int cols, float* d) {
 
 }  // namespace
 
-void encode_uvs28(const ViewF& flow_in, bool zero_nonfinite, float scale, float* out) {
+void encode_uvs28(const ViewF& flow_in, const FlowScan& scan, bool zero_nonfinite, float scale,
+                  float* out) {
     thread_local std::vector<float> clean, u, v, strain, du_dx, dv_dx;
-    const ViewF flow = finite_flow(flow_in, zero_nonfinite, clean);
+    // As in encode_hsv28: every map is min-max normalised, so dividing a huge flow by a power
+    // of two changes nothing but keeps the strain's squares finite.
+    const ViewF flow = prepared_flow(flow_in, scan, zero_nonfinite, clean);
     const int rows = flow.rows, cols = flow.cols;  // at least 28 each (the bindings check)
     const std::size_t n = (std::size_t)rows * cols;
     u.resize(n), v.resize(n), strain.resize(n), du_dx.resize(cols), dv_dx.resize(cols);

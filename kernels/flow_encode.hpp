@@ -3,22 +3,22 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "flow_scan.hpp"
 #include "image_view.hpp"
 
 namespace microexp {
 
 constexpr int kMapSize = 28;
 
-// Number of NaN or infinite values in a (rows, cols, 2) flow field.
-std::ptrdiff_t count_nonfinite(const ViewF& flow);
-
-// BGR uint8 [28, 28, 3], bit-identical to the OpenCV-Python chain of the seed.
-// `zero_nonfinite`: NaN/inf vectors are read as zero motion (the caller checked the policy).
-void encode_hsv28(const ViewF& flow, bool zero_nonfinite, std::uint8_t* out);
+// BGR uint8 [28, 28, 3], bit-identical to the OpenCV-Python chain of the seed wherever OpenCV's
+// float arithmetic stays finite. `scan`: scan_flow(flow). `zero_nonfinite`: NaN/inf vectors are
+// read as zero motion (the caller checked the policy).
+void encode_hsv28(const ViewF& flow, const FlowScan& scan, bool zero_nonfinite, std::uint8_t* out);
 
 // float32 [3, 28, 28] (u, v, strain), each map min-max normalised to [0, scale] and
 // area-averaged to 28x28. `out` may point into a larger NCHW batch.
-void encode_uvs28(const ViewF& flow, bool zero_nonfinite, float scale, float* out);
+void encode_uvs28(const ViewF& flow, const FlowScan& scan, bool zero_nonfinite, float scale,
+                  float* out);
 
 // HTNet's region composite: four 14x14 crops of a [3, 28, 28] map tiled into [3, 28, 28].
 // landmarks: five (x, y) points in MTCNN order (left eye, right eye, nose, left and right mouth

@@ -1,7 +1,10 @@
 #include "motion.hpp"
 
+#include "flow_scan.hpp"
+
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <vector>
 
 namespace microexp {
@@ -84,21 +87,30 @@ void affine_residual(const std::vector<float>& u, const std::vector<float>& v, i
 }  // namespace
 
 MotionScores region_motion(const ViewF& flow, int step, int grid, int nonrigid_grid, bool zero_nonfinite) {
-    const int h = (flow.rows + step - 1) / step, w = (flow.cols + step - 1) / step;
+    const int h = sample_count(flow.rows, step), w = sample_count(flow.cols, step);
     thread_local std::vector<float> u, v, med_u, med_v;  // reused: no per-frame allocation
     u.resize((std::size_t)h * w);
     v.resize(u.size());
     for (int r = 0; r < h; ++r) {
         const float* row = flow.row(r * step);
         for (int c = 0; c < w; ++c) {
-            float a = row[2 * c * step], b = row[2 * c * step + 1];
+            const std::ptrdiff_t x = (std::ptrdiff_t)c * step;
+            float a = row[2 * x], b = row[2 * x + 1];
             if (zero_nonfinite && !(std::isfinite(a) && std::isfinite(b))) a = b = 0.f;
             u[(std::size_t)r * w + c] = a;
             v[(std::size_t)r * w + c] = b;
         }
     }
+    // Every score is proportional to the flow: huge samples are divided by a power of two
+    // (exactly) so that squares stay finite, and the scores multiplied back in double.
+    const int shift = std::max(flow_shift(u.data(), u.size()), flow_shift(v.data(), v.size()));
+    if (shift) {
+        const float factor = std::ldexp(1.0f, -shift);
+        for (std::size_t i = 0; i < u.size(); ++i) u[i] *= factor, v[i] *= factor;
+    }
     MotionScores s;
-    const int upper_end = h / 2, lower_start = 2 * h / 3;
+    // With a single sampled row, that row is both the upper and the lower part.
+    const int upper_end = std::max(1, h / 2), lower_start = 2 * h / 3;
     double upper = 0, lower = 0, all = 0;
     for (int r = 0; r < h; ++r) {
         double row_sum = 0;
@@ -126,6 +138,8 @@ MotionScores region_motion(const ViewF& flow, int step, int grid, int nonrigid_g
         affine_residual(u, v, h, w, med_v);
         s.nonrigid = largest_block_mean(med_v, h, w, nonrigid_grid);
     }
+    if (shift)
+        for (double* score : {&s.motion, &s.upper, &s.lower, &s.local, &s.nonrigid}) *score = std::ldexp(*score, shift);
     return s;
 }
 

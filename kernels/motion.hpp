@@ -4,12 +4,16 @@
 
 namespace microexp {
 
+// Samples along an axis of `size` pixels at every `step`-th one: ceil(size / step), computed
+// without overflow for any positive step.
+inline int sample_count(int size, int step) { return size < 1 ? 0 : 1 + (size - 1) / step; }
+
 struct MotionScores {
     double motion = 0, upper = 0, lower = 0, local = 0, nonrigid = 0;
 };
 
 // On every `step`-th row and column of the (rows, cols, 2) flow (h x w samples): the mean
-// flow magnitude over all samples, over the upper half (rows < h / 2) and over the lower third
+// flow magnitude over all samples, over the upper half (rows < max(1, h / 2)) and over the lower third
 // (rows >= 2h / 3); and the local score, the largest mean magnitude over a grid x grid
 // partition (blocks of h / grid x w / grid samples, remainders dropped) of the flow with its
 // component-wise median removed; `nonrigid`, the largest mean magnitude over a
