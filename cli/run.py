@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import time
 from pathlib import Path
 
-from microexp.edge.analysis import COMPLETE, INTERRUPTED
+from microexp.edge.analysis import COMPLETE, INTERRUPTED, Terminated
 from microexp.edge.backends import BACKENDS
 from microexp.edge.config import DEFAULT_SPOTTER, SAMPLE_CLIP, SPOT_SCORES, PipelineConfig
 from microexp.edge.flow import METHODS
@@ -19,7 +21,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", nargs="?", help="video file, folder of frames (SAMM/CASME II layout), camera "
                    "index, /dev/videoN, v4l2://, csi://N, rtsp://..., or a GStreamer pipeline "
                    "(default: the shipped synthetic sample clip)")
-    p.add_argument("--out", default="microexp_out", help="output folder (default: microexp_out)")
+    p.add_argument("--out", default="microexp_out", help="output folder (default: microexp_out); one that "
+                   "holds an earlier run's results is refused unless --overwrite")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier run's results in --out")
+    p.add_argument("--progress-interval", type=float, default=10.0, metavar="S",
+                   help="in a log (stderr not a terminal): seconds between progress lines (default 10)")
+    p.add_argument("--size", type=_size, metavar="WxH", help="ask a camera for this frame size, e.g. 1280x720")
+    p.add_argument("--rate", type=float, metavar="FPS", help="ask a camera for this frame rate")
     p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     p.add_argument("--flow", default="farneback", choices=METHODS, metavar="FLOW",
                    help="farneback (reference, native), farneback-opencv (same through cv2), farneback-fast "
@@ -50,9 +58,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detect-score", type=float, default=d["detect_score"].default,
                    help="lowest MTCNN score that starts a face track (default %(default)s)")
     p.add_argument("--face", default="largest",
-                   help="which face to track: largest (default), central (nearest the frame centre), or X,Y "
-                        "(the face at that pixel of the first frame); unless largest, a lost track is "
-                        "re-acquired on the face nearest where it was lost")
+                   help="which face comes first (face_id 0; with --faces 1 the only one tracked): largest "
+                        "(default), central (nearest the frame centre), or X,Y (the face at that pixel of the "
+                        "first frame); unless largest, a lost track is re-acquired on the face nearest where "
+                        "it was lost")
+    p.add_argument("--faces", type=int, default=d["faces"].default, metavar="N",
+                   help="how many faces to track at once, each with its own face_id and events (default "
+                        "%(default)s); 1: only the one --face chooses")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--backend", default="auto", choices=BACKENDS,
                    help="where the models run: auto (native TensorRT where installed with an NVIDIA "
@@ -70,11 +82,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--openface", action="store_true", help=argparse.SUPPRESS)  # AUxx_c are always written now
 
 
+def _size(text: str):
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1280x720, got {text!r}") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"width and height must be positive, got {text!r}")
+    return w, h
+
+
+# What a run writes into its folder: an earlier run's copies are not replaced without --overwrite.
+RESULT_FILES = ("frames.csv", "frames.jsonl", "events.jsonl", "model_info.json", "timeline.png", "annotated.mp4")
+
+
 def config_from(args) -> PipelineConfig:
     overrides = dict(flow=args.flow, reference=args.reference, threads=args.threads,
                      detect_score=args.detect_score, crop_size=args.crop, face=args.face,
                      track_level=args.track_level, backend=args.backend, trt_precision=args.trt_precision,
-                     spot_score=args.spot_score, spot_threshold=args.spot_threshold, stills=args.stills)
+                     spot_score=args.spot_score, spot_threshold=args.spot_threshold, stills=args.stills,
+                     faces=args.faces)
     if args.au_model:
         overrides["au_model"] = args.au_model
     if args.emotion_model:
@@ -88,9 +115,49 @@ def config_from(args) -> PipelineConfig:
     return PipelineConfig(**overrides)
 
 
-def _progress(done: int, total) -> None:
-    if total:
-        print(f"\r{done}/{total} frames", end="", file=sys.stderr, flush=True)
+class Progress:
+    """Frames done, rate and time left: rewritten in place on a terminal; in a log (not a TTY),
+    one line at most every `every_s` seconds, so that lines never run together."""
+
+    def __init__(self, stream=None, every_s: float = 10.0):
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.every_s = every_s
+        self.start = time.monotonic()
+        self.last = None
+
+    def __call__(self, done: int, total) -> None:
+        now = time.monotonic()
+        final = total is not None and done >= total
+        if not self.tty and not final and self.last is not None and now - self.last < self.every_s:
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-9)
+        text = f"{done}/{total} frames" if total else f"{done} frames"
+        text += f", {rate:.1f} frames/s"
+        if total and rate > 0 and done < total:
+            text += f", about {_duration((total - done) / rate)} left"
+        if self.tty:
+            print(f"\r{text}\x1b[K", end="", file=self.stream, flush=True)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def end(self) -> None:
+        if self.tty and self.last is not None:
+            print(file=self.stream)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
 
 
 def run(args) -> int:
@@ -100,13 +167,39 @@ def run(args) -> int:
     if args.source is None:
         args.source = str(SAMPLE_CLIP)
         print(f"microexp run: no source given, analysing the sample clip {args.source}", file=sys.stderr)
+    out = Path(args.out)
+    earlier = [name for name in RESULT_FILES if (out / name).exists()]
+    if earlier and not args.overwrite:
+        print(f"microexp run: {out} holds an earlier run's results ({', '.join(earlier)}); pass --overwrite "
+              "to replace them, or choose another --out", file=sys.stderr)
+        return 2
     config = config_from(args)
-    with Pipeline(config) as pipe:
-        source = FrameSource(args.source, fps=args.fps, loop=args.loop)
-        options = AnalysisOptions(Path(args.out), format=args.format, max_frames=args.max_frames,
-                                  timeline=not args.no_timeline, video=args.video, progress=_progress)
-        result = analyse(pipe, source, options)
-    print(file=sys.stderr)
+    progress = Progress(every_s=args.progress_interval)
+    # systemd and container runtimes stop a service with SIGTERM: end the run as Ctrl-C does.
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        with Pipeline(config) as pipe:
+            size = args.size or (None, None)
+            source = FrameSource(args.source, fps=args.rate or args.fps, width=size[0], height=size[1],
+                                 loop=args.loop)
+            reason = None if args.stills else source.unrelated_images()
+            if reason:
+                source.close()
+                print(f"microexp run: {args.source} does not look like one clip's frames: {reason}. Pass --stills "
+                      "to analyse each photo on its own (face and box only: a single photo shows no motion, so "
+                      "no action and no AU), or give a folder of one clip's frames", file=sys.stderr)
+                return 2
+            if (args.size or args.rate) and not source.live:
+                source.close()
+                print("microexp run: --size and --rate ask a camera or stream for a mode; for a file or "
+                      "folder use --fps", file=sys.stderr)
+                return 2
+            options = AnalysisOptions(out, format=args.format, max_frames=args.max_frames,
+                                      timeline=not args.no_timeline, video=args.video, progress=progress)
+            result = analyse(pipe, source, options)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    progress.end()
     if result.ended != COMPLETE:
         print(f"microexp run: {result.message}; the rows written so far are complete", file=sys.stderr)
     for line in result.summary.get("licence", []):

@@ -2,7 +2,7 @@
 models it used (`model_info.json`), and optionally a timeline PNG and an annotated video. What
 `microexp run` does, as a function the other front ends (a server, batch jobs) call too.
 
-Whatever stops the run (its end, `max_frames`, Ctrl-C, a camera that is gone), the rows
+Whatever stops the run (its end, `max_frames`, Ctrl-C or SIGTERM, a camera that is gone), the rows
 written so far are whole and the summary, model information and timeline are written."""
 from __future__ import annotations
 
@@ -17,8 +17,13 @@ from .pipeline import Pipeline
 from .sources import FrameSource, SourceLost
 from .timeline import Timeline
 
-# How a run ended: the source's end or max_frames; Ctrl-C; a live source that did not come back.
+# How a run ended: the source's end or max_frames; Ctrl-C or SIGTERM; a live source that did not
+# come back.
 COMPLETE, INTERRUPTED, SOURCE_LOST = "complete", "interrupted", "source-lost"
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised by a SIGTERM handler (a service being stopped): the run ends as on Ctrl-C."""
 
 
 @dataclass
@@ -95,7 +100,7 @@ def annotated_intervals(source: str, fps: float) -> Optional[List[Tuple[float, f
 def analyse(pipe: Pipeline, source: FrameSource, options: AnalysisOptions) -> AnalysisResult:
     """Run `pipe` over `source` into options.out; the source is closed at the end."""
     out = Path(options.out)
-    columns = Columns.of(pipe)
+    columns = Columns.of(pipe, live=source.live)
     frames_path = out / f"frames.{options.format}"
     try:
         total = None if source.loop else len(source)
@@ -109,25 +114,31 @@ def analyse(pipe: Pipeline, source: FrameSource, options: AnalysisOptions) -> An
         from .annotate import AnnotatedVideo
         video = AnnotatedVideo(out / "annotated.mp4", source.fps)
     done = lost = 0
+    faces = set()  # the face ids seen
     ended, message = COMPLETE, ""
     with FrameWriter(frames_path, columns, options.format) as rows:
         events = EventWriter(out / "events.jsonl")
         try:
-            for frame, result in pipe.stream_frames(source):
-                rows.write(result)
+            for frame, results in pipe.stream_faces(source):
+                hold = pipe.events_pending(frame.index)
+                for result in results:  # a row per face
+                    event_id = rows.write(result, hold=hold)
+                    if result.event is not None:
+                        events.write(result.event, event_id)
+                    if result.face_id is not None:
+                        faces.add(result.face_id)
+                primary = results[0]  # the timeline and the video follow the first face
                 if video is not None:
-                    video.write(frame.image, result)
-                timeline.add(result)
-                if result.event is not None:
-                    events.write(result.event)
+                    video.write(frame.image, primary)
+                timeline.add(primary)
                 done += 1
-                lost += not result.success
+                lost += not primary.success
                 if options.progress and done % options.progress_every == 0:
                     options.progress(done, total)
                 if options.max_frames and done >= options.max_frames:
                     break
-        except KeyboardInterrupt:
-            ended, message = INTERRUPTED, "interrupted"
+        except KeyboardInterrupt as err:
+            ended, message = INTERRUPTED, "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
         except SourceLost as err:
             ended, message = SOURCE_LOST, str(err)
         finally:
@@ -137,7 +148,8 @@ def analyse(pipe: Pipeline, source: FrameSource, options: AnalysisOptions) -> An
                 video.close()
     if options.progress and done % options.progress_every:  # the last call, unless just made
         options.progress(done, total)
-    summary: Dict[str, object] = {"frames": done, "lost": lost, "events": events.count, "rows": str(frames_path),
+    summary: Dict[str, object] = {"frames": done, "lost": lost, "faces": len(faces), "events": events.count,
+                                  "rows": str(frames_path),
                                   "events_file": str(events.path)}
     if video is not None and video.writer is not None:
         summary["video"] = str(video.path)

@@ -13,6 +13,10 @@ resolution). Emotion model off in all
 columns, so that they do the same work. Detection happens once, on the reference frame,
 outside the timings.
 
+Idle and acquisition (`idle_and_acquisition`): per-frame cost with nobody in view (a static
+scene with sensor noise, a busy one with an object crossing) against the old behaviour
+(full-frame detection on every frame), and the delay until a person stepping in is tracked.
+
 Fidelity: the frames carry a planted facial motion (mouth corners up and out, brows up);
 on the frames where it is at least half its peak, the Pearson correlation of each column's
 28x28 HSV map with reference mode's is printed (median and 10th percentile over frames).
@@ -175,6 +179,114 @@ def nonrigid_cost(crop: int, repeats: int = 400) -> dict:
             "added_p50_ms": float(np.median(gated) - np.median(plain))}
 
 
+def _background(face_canvas: np.ndarray) -> np.ndarray:
+    """The SAMM-like canvas without its person: the face region filled with the wall colour."""
+    empty = face_canvas.copy()
+    empty[:, 600:1500] = 96
+    return empty
+
+
+def _timed_stream(pipe, frames, fps: float):
+    """Per-frame latency (ms) and results of a stream timestamped at `fps`."""
+    times, results = [], []
+    for i, f in enumerate(frames):
+        t0 = time.perf_counter()
+        results.append(pipe.process(f, i, i / fps))
+        times.append((time.perf_counter() - t0) * 1e3)
+    return times, results
+
+
+def idle_and_acquisition(threads: int, fps: float = 30.0, seconds: float = 6.0) -> dict:
+    """What a device costs while nobody is in view, and how soon a person who steps in is tracked,
+    on 2040x1088 frames at `fps`: a static scene with sensor noise, a busy scene (a bright object
+    crossing, no face), and the old behaviour (full-frame detection on every frame) beside them."""
+    from .pipeline import Pipeline, PipelineConfig
+    rng = np.random.default_rng(1)
+    with_face = samm_like_frames(1)[0]
+    empty = _background(with_face)
+    n = int(seconds * fps)
+
+    def noisy(img):
+        return np.clip(img + rng.normal(0, 2, img.shape), 0, 255).astype(np.uint8)
+
+    def static():
+        return (noisy(empty) for _ in range(n))
+
+    def busy():
+        for i in range(n):
+            f = empty.copy()
+            x = int(100 + 1800 * i / n)
+            f[400:700, x:x + 120] = 230  # something moving through the picture that is not a face
+            yield noisy(f)
+
+    def config(**kw):
+        return PipelineConfig(emotion_model=None, threads=threads, fps=fps, **kw)
+    old = dict(idle_min_face=12, idle_interval_ms=0, idle_max_interval_ms=0)
+    report = {"fps": fps, "frames": n}
+    for name, frames, kw in (("idle_static", static, {}), ("idle_busy", busy, {}),
+                             ("idle_static_full_detection_every_frame", static, old)):
+        pipe = Pipeline(config(**kw))
+        times, results = _timed_stream(pipe, frames(), fps)
+        # The first second holds the first full look and the looks on every frame that follow a
+        # face's absence for idle_after_ms; after it, the steady idle state.
+        steady = times[int(fps):]
+        report[name] = {**_stats(times), "mean_after_first_second": float(np.mean(steady)),
+                        "detections": sum("detect" in r.latency_ms for r in results)}
+    # Acquisition: the person steps into view at several moments just after a look that found no
+    # one (the worst case: the next look waits idle_interval_ms), and stays.
+    pipe = Pipeline(config())
+    _, results = _timed_stream(pipe, (noisy(empty) for _ in range(int(2 * fps))), fps)
+    last_look = max(r.frame for r in results if "detect" in r.latency_ms)
+    delays, looks = [], []
+    for late in range(1, int(round(0.25 * fps)) + 1):
+        pipe = Pipeline(config())
+        arrive = last_look + late
+        frames = (noisy(empty) if i < arrive else noisy(with_face) for i in range(arrive + int(fps // 2)))
+        _, results = _timed_stream(pipe, frames, fps)
+        first = next((r.frame for r in results if r.success), None)
+        delays.append(None if first is None else (first - arrive) / fps * 1e3)
+        if first is not None:
+            looks.append(results[first].latency_ms.get("detect"))
+    found = [d for d in delays if d is not None]
+    report["acquisition"] = {"arrivals": len(delays), "tracked": len(found),
+                             "delay_ms_max": max(found) if found else None,
+                             "delay_ms_mean": float(np.mean(found)) if found else None,
+                             "detect_ms_at_acquisition_p50": float(np.median(looks)) if looks else None}
+    return report
+
+
+def extra_face_cost(threads: int, frames_n: int = 40) -> dict:
+    """Per-frame cost with three people in a 2040x1088 frame (faces of about 120 px) tracked
+    one at a time (faces=1) and all three (faces=3), same frames; the cost of each extra face."""
+    from .pipeline import Pipeline, PipelineConfig
+    photo = cv2.imread(str(PHOTO))
+    canvas = np.full((1088, 2040, 3), 96, np.uint8)
+    person = cv2.resize(photo, (680, 680), interpolation=cv2.INTER_AREA)
+    for k in range(3):
+        canvas[200:880, 680 * k:680 * (k + 1)] = person
+    rng = np.random.default_rng(2)
+    frames = []
+    for i in range(frames_n):
+        m = np.float32([[1, 0, 0.4 * np.sin(i / 7)], [0, 1, 0.3 * np.cos(i / 9)]])
+        f = cv2.warpAffine(canvas, m, (2040, 1088), borderMode=cv2.BORDER_REFLECT)
+        frames.append(np.clip(f + rng.normal(0, 2, f.shape), 0, 255).astype(np.uint8))
+    report = {}
+    for faces in (1, 3):
+        pipe = Pipeline(PipelineConfig(emotion_model=None, threads=threads, fps=30, faces=faces))
+        pipe.process_faces(frames[0], 0, 0.0)  # the first look, outside the timing
+        times, tracked = [], []
+        for i, f in enumerate(frames[1:], 1):
+            t0 = time.perf_counter()
+            results = pipe.process_faces(f, i, i / 30)
+            times.append((time.perf_counter() - t0) * 1e3)
+            tracked.append(sum(r.success for r in results))
+        report[f"faces_{faces}"] = {**_stats(times), "faces_tracked_median": float(np.median(tracked))}
+    extra = report["faces_3"]["faces_tracked_median"] - report["faces_1"]["faces_tracked_median"]
+    report["per_extra_face_ms_p50"] = ((report["faces_3"]["p50"] - report["faces_1"]["p50"]) / extra
+                                       if extra > 0 else None)
+    return report
+
+
 def run(frames_n: int, threads: int, fast_flow: str, fast_crop: int, fast_track_level: int = 0,
         backend: str = "auto", trt_precision: str = "fp32", baseline_model=None):
     frames = samm_like_frames(frames_n)
@@ -198,7 +310,11 @@ def run(frames_n: int, threads: int, fast_flow: str, fast_crop: int, fast_track_
                                            "frames": len(ref_boxes)},
             # The action gate's cost: its own stage ('action' rows above) and what its input adds
             # to the motion stage, measured apart on crop-sized flows.
-            "action_gate_input_cost": {"reference": nonrigid_cost(224), fast_name: nonrigid_cost(fast_crop)}}
+            "action_gate_input_cost": {"reference": nonrigid_cost(224), fast_name: nonrigid_cost(fast_crop)},
+            # Nobody in view, and a person stepping in (reference mode's pipeline, 30 fps).
+            "idle": idle_and_acquisition(threads),
+            # Three people in view: tracked one at a time and all together (30 fps timestamps).
+            "several_faces": extra_face_cost(threads)}
 
 
 def print_table(report):
@@ -230,6 +346,28 @@ def print_table(report):
     total = same.pop("frames")
     for name, count in same.items():
         print(f"face box of {name} equal to reference mode's on {count} of {total} frames")
+    idle = report.get("idle")
+    if idle:
+        print(f"nobody in view, {idle['frames']} frames at {idle['fps']:g} fps (ms per frame: mean after the first "
+              "second, mean of all, p50, p99; looks for a face):")
+        for name in ("idle_static", "idle_busy", "idle_static_full_detection_every_frame"):
+            r = idle[name]
+            print(f"  {name:40s} {r['mean_after_first_second']:7.2f} {r['mean']:7.2f} {r['p50']:6.2f} "
+                  f"{r['p99']:6.2f}   {r['detections']}")
+        a = idle["acquisition"]
+        if a["delay_ms_max"] is None:
+            print(f"  a person stepping into view: not tracked ({a['arrivals']} arrivals)")
+        else:
+            print(f"  a person stepping into view ({a['arrivals']} arrival times): tracked on {a['tracked']}, after "
+                  f"{a['delay_ms_mean']:.0f} ms on average, {a['delay_ms_max']:.0f} ms at most (the look that finds "
+                  f"them: {a['detect_ms_at_acquisition_p50']:.1f} ms)")
+    several = report.get("several_faces")
+    if several:
+        one, three = several["faces_1"], several["faces_3"]
+        extra = several["per_extra_face_ms_p50"]
+        print(f"three people in view: faces=1 {one['p50']:.2f} ms per frame (p50), faces=3 {three['p50']:.2f} ms "
+              f"({three['faces_tracked_median']:.0f} tracked); each extra face "
+              + (f"{extra:.2f} ms" if extra is not None else "not measured (no extra face tracked)"))
     for name, cost in report.get("action_gate_input_cost", {}).items():
         print(f"action gate input ({name} crop): region_motion {cost['region_motion_p50_ms']:.3f} ms, with the "
               f"non-rigid score {cost['with_nonrigid_p50_ms']:.3f} ms (+{cost['added_p50_ms']:.3f})")

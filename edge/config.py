@@ -60,6 +60,28 @@ class PipelineConfig:
     # re-detection after a tracking loss takes the face nearest where the track was lost, so
     # the chosen person is followed.
     face: str = "largest"
+    # How many faces are tracked at once, each with its own face_id, reference, action gate,
+    # spotter and events (the order they are taken in: `face`). While fewer are tracked, a cheap
+    # look for newcomers runs every scan_interval_ms (faces of idle_min_face px and up). A lost
+    # face found again within forget_s, where it was or looking the same, gets its id back.
+    faces: int = 4
+    scan_interval_ms: float = 1000.0
+    forget_s: float = 30.0
+    # The idle state, for devices that wait for someone: after a look for a face found none, the
+    # next looks are cheap (a copy of the frame shrunk so that a face of idle_min_face px is
+    # MTCNN's smallest, 12 px; the face found is then detected once more at full resolution
+    # around it, so the track starts from a full-resolution box) and spaced: idle_interval_ms
+    # apart (source time) when the picture changed (mean change of a thumbnail above idle_change
+    # grey levels), else idle_max_interval_ms. Someone stepping into view changes the picture, so
+    # they are found within about idle_interval_ms. Faces under idle_min_face px are not looked
+    # for while idle (set it to min_face to look for every face, at the full cost).
+    idle_min_face: int = 80
+    # For this long after the last face, the cheap looks run on every frame (a face hidden for a
+    # moment, a head turned away, is found at once); after it, they are spaced as below.
+    idle_after_ms: float = 500.0
+    idle_interval_ms: float = 150.0
+    idle_max_interval_ms: float = 1000.0
+    idle_change: float = 2.0
     threads: int = 1
     # Where the AU, emotion and spotter models run (backends.BACKENDS): 'auto' is native TensorRT
     # where the tensorrt package and an NVIDIA driver are present, else ONNX Runtime. Face
@@ -106,6 +128,13 @@ class PipelineConfig:
             raise ValueError(f"PipelineConfig: crop_size must be >= 28, got {self.crop_size}")
         if self.track_level not in range(5):
             raise ValueError(f"PipelineConfig: track_level must be 0 to 4, got {self.track_level!r}")
+        if self.faces < 1:
+            raise ValueError(f"PipelineConfig: faces must be >= 1, got {self.faces!r}")
+        if self.idle_min_face < 12:
+            raise ValueError(f"PipelineConfig: idle_min_face must be >= 12 px (MTCNN's smallest), got {self.idle_min_face!r}")
+        if not 0 <= self.idle_interval_ms <= self.idle_max_interval_ms:
+            raise ValueError(f"PipelineConfig: need 0 <= idle_interval_ms <= idle_max_interval_ms, got "
+                             f"{self.idle_interval_ms!r} and {self.idle_max_interval_ms!r}")
         if self.track_level and self.match_mode != "pyramid":
             raise ValueError(f"PipelineConfig: track_level > 0 needs match_mode 'pyramid', got {self.match_mode!r}")
 

@@ -122,12 +122,13 @@ class FaceDetector:
             batch[j] = _normalise(cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA))
         return keep, batch
 
-    def detect(self, frame: np.ndarray) -> List[Face]:
-        """Faces in a uint8 gray/BGR/BGRA frame, largest first."""
+    def detect(self, frame: np.ndarray, min_face: Optional[float] = None) -> List[Face]:
+        """Faces in a uint8 gray/BGR/BGRA frame, largest first; `min_face` (px, at least 12)
+        overrides the detector's smallest face for this call (a downscaled frame's)."""
         rgb = self._to_rgb(frame)
         h, w = rgb.shape[:2]
         t1, t2, t3 = self.thresholds
-        scale = 12.0 / self.min_face
+        scale = 12.0 / max(12.0, float(min_face or self.min_face))
         smallest = min(h, w) * scale
         candidates = []
         while smallest >= 12:

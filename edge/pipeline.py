@@ -10,8 +10,8 @@ decisions, emotion, events.
 from __future__ import annotations
 
 import time
-from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import cv2
@@ -22,20 +22,27 @@ from microexp import kernels
 from .action import ActionGate, GateParams
 from .backends import open_model
 from .config import DEFAULT_SPOTTER, MODELS, PipelineConfig  # noqa: F401  (part of this module's API)
-from .detect import FaceDetector
+from .detect import Face, FaceDetector
 from .flow import FlowEstimator, describe, flow_token
 from .frames import as_bgr
 from .sources import Frame, FrameSource
-from .spotting import Event, IntervalSpotter, region_motion
+from .spotting import MOTION_SCORES, Event, IntervalSpotter, region_motion
+from .track import FaceTrack, appearance
+from .track import iou as _iou
 
 
 @dataclass
 class FrameResult:
+    """One frame's analysis. Every result of a pipeline has the same keys in `au`, `au_present`,
+    `emotion`, `spotting` and `motion`, with or without a face: on a frame without one
+    (success False) the values are NaN, and the decisions in `au_present` are None (unknown,
+    not absent)."""
     frame: int
     timestamp: float
     success: bool
     confidence: float  # NCC score of the alignment (1.0 on a detection frame), 0 when lost
     box: Optional[Tuple[int, int, int, int]]  # x1, y1, x2, y2
+    face_id: Optional[int] = None  # stable per person across frames and re-acquisitions; None: no face
     # P(facial action) from the action gate (None without one, or without a face). With a gate,
     # `au` holds P(action) * P(AU | action) and `emotion` has a 'none' class = 1 - P(action).
     action: Optional[float] = None
@@ -48,7 +55,17 @@ class FrameResult:
     uvs28: Optional[np.ndarray] = None  # (3, 28, 28) float32 0..255, with PipelineConfig.return_uvs28
     hsv28: Optional[np.ndarray] = None  # (3, 28, 28) float32 0..255, with PipelineConfig.return_hsv28
     latency_ms: Dict[str, float] = field(default_factory=dict)
-    event: Optional[Event] = None
+    event: Optional[Event] = None  # an event recognised at this frame (it ended before it)
+    timestamp_utc: Optional[str] = None  # live sources: when the frame arrived (ISO 8601, UTC)
+
+
+def _thumbnail(frame: np.ndarray) -> np.ndarray:
+    """A 64 px wide grey thumbnail for noticing change cheaply: every 8th pixel, area-averaged
+    (sensor noise averages out)."""
+    sample = frame[::8, ::8]
+    gray = sample if sample.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(sample), cv2.COLOR_BGR2GRAY)
+    h, w = gray.shape
+    return cv2.resize(gray, (64, max(1, round(64 * h / w))), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
 def _sigmoid(x):
@@ -112,16 +129,18 @@ class Pipeline:
         return cls(PipelineConfig(**overrides))
 
     def reset(self):
-        self.template = None
-        self.tracked = None
-        self.box = None
-        self._frame_size = None  # (rows, cols) of the frames the track was made on
-        self.reference = None
-        self.landmarks28 = None
-        self.history = deque()
-        self.calm_since = None
+        """Forget every face: the next frame starts afresh (a new stream)."""
+        self.tracks: List[FaceTrack] = []  # tracked now, in the order they were acquired
+        self.lost: List[FaceTrack] = []  # lost lately: a face seen again takes its id back
+        self._next_id = 0
+        self._last_box = None  # where the last lost track was: re-acquisition looks there first
+        self._frame_size = None  # (rows, cols) of the frames the tracks were made on
         self.count = 0
-        self._new_reference()
+        self._idle_at = None  # source time of the last look that found no face
+        self._idle_thumb = None  # the picture then, as a thumbnail
+        self._empty_since = None  # source time of the first look of this stretch that found none
+        self._last_scan = None  # source time of the last look for newcomers
+        self._spot_owner = None  # the track whose state the learned spotter holds
 
     def experimental_aus(self) -> Tuple[str, ...]:
         """AUs reported although their measured quality misses the model's bar (all_aus)."""
@@ -169,101 +188,219 @@ class Pipeline:
         self.close()
         return False
 
-    def _acquire(self, frame: np.ndarray) -> bool:
-        faces = [f for f in self.detector.detect(frame) if f.score >= self.config.detect_score]
-        if not faces:
-            return False
+    def _find_faces(self, frame: np.ndarray, cheap: bool):
+        """(faces, scale): the detections at or above detect_score, in frame coordinates. A full
+        look searches the frame itself (scale 1); a cheap one (idle, or looking for newcomers)
+        a copy shrunk by `scale` so that a face of idle_min_face px is 12 px there."""
+        c = self.config
+        scale = c.idle_min_face / 12.0 if cheap else 1.0
+        if scale <= 1 or min(frame.shape[:2]) / scale < 12:
+            return [f for f in self.detector.detect(frame) if f.score >= c.detect_score], 1.0
         h, w = frame.shape[:2]
-        f = self._choose(faces, w, h)
-        x1, y1 = int(max(0, np.floor(f.box[0]))), int(max(0, np.floor(f.box[1])))
-        x2, y2 = int(min(w, np.ceil(f.box[2]))), int(min(h, np.ceil(f.box[3])))
-        if x2 - x1 < 16 or y2 - y1 < 16:
-            return False
-        self.box = (x1, y1, x2, y2)
-        self._frame_size = frame.shape[:2]
-        self.template = np.ascontiguousarray(frame[y1:y2, x1:x2])
-        # What align_crop searches with: the template prepared once for the pyramid search.
-        self.tracked = kernels.TemplateMatcher(self.template) if self.config.match_mode == "pyramid" else self.template
-        crop = cv2.resize(self.template, (self.config.crop_size, self.config.crop_size))
-        self.reference = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
-        self.history.clear()
-        self._new_reference()  # a new onset: the spotter and the gate start afresh
-        # Landmarks on the 28x28 grid of the crop, for the emotion model's region composite.
-        self.landmarks28 = (f.landmarks - [x1, y1]) / [x2 - x1, y2 - y1] * 28.0
-        return True
+        small = cv2.resize(frame, (max(1, round(w / scale)), max(1, round(h / scale))), interpolation=cv2.INTER_AREA)
+        found = self.detector.detect(small, min_face=12)
+        return [Face(f.box * scale, f.score, f.landmarks * scale) for f in found if f.score >= c.detect_score], scale
 
-    def _choose(self, faces, w: int, h: int):
-        """The face to track among detections (largest first), by PipelineConfig.face."""
+    def _refined(self, frame: np.ndarray, face: Face) -> Face:
+        """The face detected once more at full resolution, in the region around where the
+        shrunk frame showed it (the track's template and box come from this detection)."""
+        h, w = frame.shape[:2]
+        x1, y1, x2, y2 = face.box
+        bw, bh = x2 - x1, y2 - y1
+        rx1, ry1 = int(max(0, x1 - 0.5 * bw)), int(max(0, y1 - 0.5 * bh))
+        rx2, ry2 = int(min(w, x2 + 0.5 * bw)), int(min(h, y2 + 0.5 * bh))
+        found = self.detector.detect(frame[ry1:ry2, rx1:rx2], min_face=0.6 * min(bw, bh))
+        offset = np.array([rx1, ry1, rx1, ry1], np.float64)
+        best, overlap = None, 0.3  # below this IoU a detection is another face
+        for f in found:
+            if f.score >= self.config.detect_score and _iou(f.box + offset, face.box) > overlap:
+                best, overlap = f, _iou(f.box + offset, face.box)
+        if best is None:
+            return face
+        return Face(best.box + offset, best.score, best.landmarks + offset[:2])
+
+    def _detection_due(self, frame: np.ndarray, timestamp: float) -> bool:
+        """Whether to look for a face on this frame: always, unless the last look found none;
+        then on every frame for idle_after_ms (a face hidden for a moment is found at once), and
+        after that once idle_interval_ms passed if the picture changed, or idle_max_interval_ms."""
+        c = self.config
+        if c.stills or self._idle_at is None:
+            return True
+        if (timestamp - self._empty_since) * 1e3 < c.idle_after_ms:
+            return True
+        waited_ms = (timestamp - self._idle_at) * 1e3
+        if waited_ms < c.idle_interval_ms:
+            return False
+        if waited_ms >= c.idle_max_interval_ms or waited_ms < 0:  # < 0: the source's clock restarted
+            return True
+        thumb = _thumbnail(frame)
+        return thumb.shape != self._idle_thumb.shape or float(np.abs(thumb - self._idle_thumb).mean()) > c.idle_change
+
+    def _ordered(self, faces, w: int, h: int):
+        """Detections in the order they become tracks, by PipelineConfig.face: largest first; or
+        nearest the chosen point, which after a tracking loss is where the track was lost."""
         c = self.config
         if c.face == "largest":
-            return faces[0]
-        if self.box is not None:  # re-acquiring: stay with the person whose track was lost
-            target = ((self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2)
-        else:
-            target = c.face_point() or (w / 2, h / 2)
+            return sorted(faces, key=lambda f: -f.area)
+        target = None
+        if self._last_box is not None:  # re-acquiring: stay with the person whose track was lost
+            target = ((self._last_box[0] + self._last_box[2]) / 2, (self._last_box[1] + self._last_box[3]) / 2)
+        target = target or c.face_point() or (w / 2, h / 2)
 
         def rank(f):
             x1, y1, x2, y2 = f.box
             inside = x1 <= target[0] <= x2 and y1 <= target[1] <= y2
             return (not inside, (target[0] - (x1 + x2) / 2) ** 2 + (target[1] - (y1 + y2) / 2) ** 2)
-        return min(faces, key=rank)
+        return sorted(faces, key=rank)
+
+    def _start_track(self, frame: np.ndarray, f: Face, timestamp: float) -> Optional[FaceTrack]:
+        """A track from a detection; its face_id is a lost track's when the face is that person's."""
+        c = self.config
+        h, w = frame.shape[:2]
+        x1, y1 = int(max(0, np.floor(f.box[0]))), int(max(0, np.floor(f.box[1])))
+        x2, y2 = int(min(w, np.ceil(f.box[2]))), int(min(h, np.ceil(f.box[3])))
+        if x2 - x1 < 16 or y2 - y1 < 16:
+            return None
+        box = (x1, y1, x2, y2)
+        look = appearance(frame, box)
+        self.lost = [t for t in self.lost if t.lost_at is None or timestamp - t.lost_at <= c.forget_s]
+        known = max(self.lost, key=lambda t: t.same_person(frame, box, look), default=None)
+        if known is not None and known.same_person(frame, box, look) > 0:
+            self.lost.remove(known)
+            track = known  # the same person: its id and its spotter's calm baseline go on
+        else:
+            track = FaceTrack(self._next_id, self.flow if c.faces == 1 else FlowEstimator(c.flow),
+                              IntervalSpotter(c.fps, k=c.spot_k, threshold=self.spot_threshold),
+                              ActionGate(self._gate_params, c.crop_size, c.fps) if self._gate_params else None,
+                              self._spot.read_state() if self._spot is not None else ())
+            self._next_id += 1
+        track.box, track.look, track.lost_at = box, look, None
+        track.template = np.ascontiguousarray(frame[y1:y2, x1:x2])
+        # What align_crop searches with: the template prepared once for the pyramid search.
+        track.tracked = kernels.TemplateMatcher(track.template) if c.match_mode == "pyramid" else track.template
+        crop = cv2.resize(track.template, (c.crop_size, c.crop_size))
+        track.reference = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+        track.history.clear()
+        track.calm_since = None
+        self._new_reference(track)  # a new onset: the learned spotter and the gate start afresh
+        # Landmarks on the 28x28 grid of the crop, for the emotion model's region composite.
+        track.landmarks28 = (f.landmarks - [x1, y1]) / [x2 - x1, y2 - y1] * 28.0
+        self._frame_size = frame.shape[:2]
+        self.tracks.append(track)
+        return track
+
+    def _lose(self, track: FaceTrack, timestamp: Optional[float]) -> None:
+        if all(track.face_id <= t.face_id for t in self.tracks):  # the first face: look there again
+            self._last_box = track.box
+        self.tracks.remove(track)
+        track.lost_at = timestamp
+        self.lost = (self.lost + [track])[-16:]
 
     def process(self, frame: np.ndarray, index: Optional[int] = None,
                 timestamp: Optional[float] = None) -> FrameResult:
+        """One frame: the result of its first tracked face (the lowest face_id), or a result
+        without a face. process_faces gives every face's."""
+        return self.process_faces(frame, index, timestamp)[0]
+
+    def process_faces(self, frame: np.ndarray, index: Optional[int] = None,
+                      timestamp: Optional[float] = None) -> List[FrameResult]:
+        """One frame: a result per tracked face, in face_id order (up to PipelineConfig.faces),
+        or one result without a face (face_id None)."""
         c = self.config
         index = self.count if index is None else index
         timestamp = index / c.fps if timestamp is None else timestamp
         self.count += 1
-        lat = {}
         t0 = time.perf_counter()
         frame = as_bgr(frame, "Pipeline")
-        confidence = 1.0
         if c.stills:
             self.reset_track()
-        if self.template is not None and frame.shape[:2] != self._frame_size:
-            # A new frame size (a camera switching mode, a resized stream): the template and
-            # box belong to the old one, so the face is detected afresh.
+        if self.tracks and frame.shape[:2] != self._frame_size:
+            # A new frame size (a camera switching mode, a resized stream): the templates and
+            # boxes belong to the old one, so the faces are detected afresh.
             self.reset_track()
-            self.box = None
-        fresh = self.template is None  # this frame starts a track: its flow is zero by construction
-        if fresh:
-            found = self._acquire(frame)
-            lat["detect"] = (time.perf_counter() - t0) * 1e3
-            if not found:
-                return FrameResult(index, timestamp, False, 0.0, None, latency_ms=lat)
-            crop = cv2.resize(self.template, (c.crop_size, c.crop_size))
-        else:
-            crop, box, confidence = kernels.align_crop(frame, self.tracked, self.box, margin=c.margin,
+            self._last_box = None
+        results: List[FrameResult] = []
+        lost_confidence = None
+        for track in list(self.tracks):
+            t1 = time.perf_counter()
+            crop, box, confidence = kernels.align_crop(frame, track.tracked, track.box, margin=c.margin,
                                                        size=(c.crop_size, c.crop_size),
                                                        mode=c.match_mode, out=self._crop,
                                                        finest_level=c.track_level)
-            lat["align"] = (time.perf_counter() - t0) * 1e3
+            align_ms = (time.perf_counter() - t1) * 1e3
             if confidence < c.track_threshold:
-                t1 = time.perf_counter()
-                self.reset_track()
-                found = self._acquire(frame)
-                lat["detect"] = (time.perf_counter() - t1) * 1e3
-                if not found:
-                    return FrameResult(index, timestamp, False, float(confidence), None, latency_ms=lat)
-                crop, confidence, fresh = cv2.resize(self.template, (c.crop_size, c.crop_size)), 1.0, True
+                self._lose(track, timestamp)
+                lost_confidence = max(lost_confidence or 0.0, float(confidence))
+                continue
+            track.box = tuple(int(v) for v in box)
+            results.append(self._analyse(track, crop, index, timestamp, float(confidence), False,
+                                         {"align": align_ms}, t1))
+        # Looking for faces: at once when a track was just lost or at the start; while nobody is
+        # tracked, the idle state's cheap, spaced looks; while some are and there is room for
+        # more, a cheap look for newcomers every scan_interval_ms.
+        look = None
+        if len(self.tracks) < c.faces:
+            if lost_confidence is not None or c.stills or (not self.tracks and self._idle_at is None):
+                look = "full"
+            elif not self.tracks:
+                look = "cheap" if self._detection_due(frame, timestamp) else None
+            elif self._last_scan is None or (timestamp - self._last_scan) * 1e3 >= c.scan_interval_ms:
+                look = "cheap"
+        lat: Dict[str, float] = {}
+        if look:
+            t1 = time.perf_counter()
+            found, scale = self._find_faces(frame, cheap=look == "cheap")
+            self._last_scan = timestamp
+            h, w = frame.shape[:2]
+            for f in self._ordered(found, w, h):
+                if len(self.tracks) >= c.faces:
+                    break
+                if any(_iou(f.box, t.box) > 0.3 for t in self.tracks):
+                    continue  # a face already tracked
+                if scale > 1:
+                    f = self._refined(frame, f)
+                track = self._start_track(frame, f, timestamp)
+                if track is None:
+                    continue
+                detect_ms = (time.perf_counter() - t1) * 1e3
+                crop = cv2.resize(track.template, (c.crop_size, c.crop_size))
+                results.append(self._analyse(track, crop, index, timestamp, 1.0, True, {"detect": detect_ms},
+                                             time.perf_counter() - detect_ms / 1e3))
+            if self.tracks:
+                self._idle_at = self._empty_since = None
             else:
-                self.box = tuple(int(v) for v in box)
+                self._idle_at, self._idle_thumb = timestamp, _thumbnail(frame)
+                if self._empty_since is None or timestamp < self._empty_since:
+                    self._empty_since = timestamp
+            lat["detect"] = (time.perf_counter() - t1) * 1e3
+        if not results:
+            if not look:
+                lat["idle"] = (time.perf_counter() - t0) * 1e3
+            return [self._no_face(index, timestamp, lost_confidence or 0.0, lat)]
+        results.sort(key=lambda r: r.face_id)
+        return results
+
+    def _analyse(self, track: FaceTrack, crop: np.ndarray, index: int, timestamp: float, confidence: float,
+                 fresh: bool, lat: Dict[str, float], t0: float) -> FrameResult:
+        """A tracked face's crop on this frame -> flow, motion, action, AUs, emotion, events.
+        `fresh`: the track starts on this frame (its flow is zero by construction)."""
+        c = self.config
         t1 = time.perf_counter()
         gray = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY, dst=self._gray)
-        reference = self._reference(gray, timestamp)
-        flow = self.flow(reference, gray, self._flow)
+        reference = self._reference(track, gray, timestamp)
+        flow = track.flow(reference, gray, self._flow)
         lat["flow"] = (time.perf_counter() - t1) * 1e3
-        result = FrameResult(index, timestamp, True, float(confidence), self.box)
+        result = FrameResult(index, timestamp, True, confidence, track.box, face_id=track.face_id)
         t2 = time.perf_counter()
         result.motion = region_motion(flow)
         lat["motion"] = (time.perf_counter() - t2) * 1e3
         action = 1.0  # what the outputs are conditioned on: P(action), or 1 without a gate
-        if self.gate is not None:
+        if track.gate is not None:
             t2 = time.perf_counter()
             # A track's first frame is compared with itself: nothing has moved yet.
-            action = 0.0 if fresh else self.gate(result.motion["motion_nonrigid"], self.box[2] - self.box[0])
+            action = 0.0 if fresh else track.gate(result.motion["motion_nonrigid"], track.box[2] - track.box[0])
             result.action = action
-            result.action_present = self.gate.present(action)
+            result.action_present = track.gate.present(action)
             lat["action"] = (time.perf_counter() - t2) * 1e3
         else:
             result.action_present = True
@@ -286,11 +423,11 @@ class Pipeline:
             t3 = time.perf_counter()
             uvs = kernels.encode_uvs28(flow, out=self._uvs, scale=255.0, nonfinite="zero")
             if self.emotion_model.spec.input_encoding == "uvs28-regions":
-                kernels.compose_regions(self._uvs, self.landmarks28, out=self._emotion.input[0])
+                kernels.compose_regions(self._uvs, track.landmarks28, out=self._emotion.input[0])
             else:
                 self._emotion.input[0] = self._uvs
             probs = _softmax(self._emotion()[0])
-            if self.gate is not None:  # 'none' is the absence of facial action
+            if track.gate is not None:  # 'none' is the absence of facial action
                 result.emotion = {"none": 1.0 - action, **{n: float(action * p) for n, p in
                                                             zip(self.emotion_model.labels, probs)}}
             else:
@@ -298,6 +435,7 @@ class Pipeline:
             lat["emotion_model"] = (time.perf_counter() - t3) * 1e3
         if self.spotter_model is not None:
             t3 = time.perf_counter()
+            self._hold_spot_state(track)
             if uvs is not None:
                 self._spot.input[0] = uvs
             else:
@@ -312,50 +450,84 @@ class Pipeline:
                 uvs = kernels.encode_uvs28(flow, out=self._uvs, scale=255.0, nonfinite="zero")
             result.uvs28 = uvs.copy()
         score = 1.0 - result.spotting["none"] if c.spot_score == "learned" else result.motion[c.spot_score]
-        result.event = self.spotter.update(index, timestamp, score, result.au, result.emotion or None,
-                                           result.action_present)
-        if result.event is None and self.spotter.open is None:
-            self.calm_since = timestamp if self.calm_since is None else self.calm_since
+        result.event = track.spotter.update(index, timestamp, score, result.au, result.emotion or None,
+                                            result.action_present)
+        if result.event is not None:
+            result.event.face_id = track.face_id
+        if result.event is None and track.spotter.open is None:
+            track.calm_since = timestamp if track.calm_since is None else track.calm_since
         else:
-            self.calm_since = None
+            track.calm_since = None
         lat["total"] = (time.perf_counter() - t0) * 1e3
         result.latency_ms = lat
         return result
 
-    def _new_reference(self):
-        """The reference (onset) changed: the spotter's state and the gate's noise floor restart."""
+    def _hold_spot_state(self, track: FaceTrack) -> None:
+        """The learned spotter's recurrent state is per face: swap it in for `track`."""
+        if self._spot_owner is track:
+            return
+        owner = self._spot_owner
+        if owner is not None:
+            owner.spot_state = self._spot.read_state()
+        if track.spot_state:
+            self._spot.load_state(*track.spot_state)
+        self._spot_owner = track
+
+    def events_pending(self, frame: int) -> bool:
+        """Whether a tracked face's spotter holds an interval open after `frame` that can still
+        become an event (one longer than the longest event cannot)."""
+        return any(t.spotter.open is not None and frame - t.spotter.open["onset"][0] < t.spotter.max_frames
+                   for t in self.tracks)
+
+    def _no_face(self, index: int, timestamp: float, confidence: float, lat: Dict[str, float]) -> FrameResult:
+        """A frame without a tracked face: the keys of every other result, values unknown."""
+        nan = float("nan")
+        lat["total"] = sum(lat.values())
+        return FrameResult(index, timestamp, False, confidence, None,
+                           au={n: nan for n in self.au_names}, au_present={n: None for n in self.au_names},
+                           emotion={n: nan for n in self.emotion_names},
+                           motion={m: nan for m in MOTION_SCORES},
+                           spotting={n: nan for n in (self.spotter_model.labels if self.spotter_model else ())},
+                           latency_ms=lat)
+
+    def _new_reference(self, track: FaceTrack):
+        """A track's reference (onset) changed: its learned spotter state and gate restart."""
         if self._spot is not None:
+            self._hold_spot_state(track)
             self._spot.reset_state()
-        if self.gate is not None:
-            self.gate.reset()
+        if track.gate is not None:
+            track.gate.reset()
 
     def use_fps(self, fps: float):
         """Frame rate of the stream to come (event durations and the lag are set in time)."""
-        self.config.fps = float(fps)
-        self.spotter = IntervalSpotter(self.config.fps, k=self.config.spot_k, threshold=self.spot_threshold)
+        c = self.config
+        c.fps = float(fps)
+        self.spotter = IntervalSpotter(c.fps, k=c.spot_k, threshold=self.spot_threshold)
         if self._gate_params is not None:  # its baseline spans a time, so a number of frames
-            self.gate = ActionGate(self._gate_params, self.config.crop_size, self.config.fps)
+            self.gate = ActionGate(self._gate_params, c.crop_size, c.fps)
+        for track in self.tracks + self.lost:
+            track.spotter = IntervalSpotter(c.fps, k=c.spot_k, threshold=self.spot_threshold)
+            track.gate = ActionGate(self._gate_params, c.crop_size, c.fps) if self._gate_params else None
 
     def reset_track(self):
-        self.template = None
-        self.tracked = None
-        self.reference = None
-        self._new_reference()
+        """Drop the tracked faces (kept for re-identification): the next frame looks again."""
+        for track in list(self.tracks):
+            self._lose(track, None)
 
-    def _reference(self, gray: np.ndarray, timestamp: float) -> np.ndarray:
-        """The onset image the current crop is compared with (see PipelineConfig.reference)."""
+    def _reference(self, track: FaceTrack, gray: np.ndarray, timestamp: float) -> np.ndarray:
+        """The onset image a track's crop is compared with (see PipelineConfig.reference)."""
         c = self.config
         if c.reference == "lag":
-            self.history.append((timestamp, gray.copy()))
-            while len(self.history) > 1 and timestamp - self.history[1][0] >= c.lag_ms / 1000:
-                self.history.popleft()
-            return self.history[0][1]
-        if c.reference == "refresh" and self.calm_since is not None and \
-                timestamp - self.calm_since >= c.refresh_ms / 1000:
-            self.reference = gray.copy()
-            self._new_reference()
-            self.calm_since = timestamp
-        return self.reference
+            track.history.append((timestamp, gray.copy()))
+            while len(track.history) > 1 and timestamp - track.history[1][0] >= c.lag_ms / 1000:
+                track.history.popleft()
+            return track.history[0][1]
+        if c.reference == "refresh" and track.calm_since is not None and \
+                timestamp - track.calm_since >= c.refresh_ms / 1000:
+            track.reference = gray.copy()
+            self._new_reference(track)
+            track.calm_since = timestamp
+        return track.reference
 
     def stream(self, source, fps: Optional[float] = None) -> Iterator[FrameResult]:
         """Results for every frame of a source (anything FrameSource accepts, or a FrameSource)."""
@@ -363,14 +535,25 @@ class Pipeline:
             yield result
 
     def stream_frames(self, source, fps: Optional[float] = None) -> Iterator[Tuple[Frame, FrameResult]]:
-        """(frame, result) for every frame of a source, for callers that also need the picture.
-        A source given as a FrameSource stays the caller's to close; one opened here is closed."""
+        """(frame, result of its first face) for every frame of a source; see stream_faces."""
+        for frame, results in self.stream_faces(source, fps):
+            yield frame, results[0]
+
+    def stream_faces(self, source, fps: Optional[float] = None) -> Iterator[Tuple[Frame, List[FrameResult]]]:
+        """(frame, a result per tracked face) for every frame of a source, for callers that also
+        need the picture. A source given as a FrameSource stays the caller's to close; one
+        opened here is closed."""
         src = source if isinstance(source, FrameSource) else FrameSource(source, fps=fps)
         if src.fps:
             self.use_fps(src.fps)
         try:
             for frame in src:
-                yield frame, self.process(frame.image, frame.index, frame.timestamp)
+                results = self.process_faces(frame.image, frame.index, frame.timestamp)
+                if frame.wall_time is not None:
+                    stamp = datetime.fromtimestamp(frame.wall_time, timezone.utc).isoformat(timespec="milliseconds")
+                    for result in results:
+                        result.timestamp_utc = stamp
+                yield frame, results
         finally:
             if src is not source:
                 src.close()

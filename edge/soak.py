@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -35,16 +36,15 @@ def soak(frames: int, source: str = str(SAMPLE), extra=(), interval_s: float = 0
     over the frames after the first `warmup` fraction."""
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, "-m", "microexp.cli", "run", source, "--loop", "--max-frames", str(frames),
-               "--out", out, *extra]
+               "--out", out, "--progress-interval", "0", *extra]
         child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         done = [0]
 
-        def follow_progress():  # the CLI prints "\r<done>/<total> frames" every 25 frames
-            buf = ""
-            for ch in iter(lambda: child.stderr.read(1), ""):
-                buf = "" if ch in "\r\n" else buf + ch
-                if buf.endswith(" frames") and "/" in buf:
-                    done[0] = int(buf.split("/")[0])
+        def follow_progress():  # the CLI prints "<done>/<total> frames, ..." every 25 frames
+            for line in iter(child.stderr.readline, ""):
+                m = re.match(r"\s*(\d+)/\d+ frames", line)
+                if m:
+                    done[0] = int(m.group(1))
 
         reader = threading.Thread(target=follow_progress, daemon=True)
         reader.start()

@@ -3,12 +3,13 @@ V4L2 devices, RTSP and GStreamer pipelines, named with the URIs Jetson users kno
 (csi://0, v4l2:///dev/video0, /dev/video0, rtsp://..., file://clip.mp4, a path, a folder).
 
 Every frame comes with its index and a timestamp in seconds: frame / fps for files and
-folders, wall-clock time since the first frame for live sources.
+folders, time since the first frame for live sources (which also carry the wall-clock time).
 
 Faults: a live source that stops delivering (camera unplugged, stream dropped) is reopened a
-bounded number of times, then SourceLost is raised; a file ends at its last readable frame
-(a truncated video); an unreadable image in a folder is skipped with a warning, the frame
-numbering kept."""
+bounded number of times, then SourceLost is raised; a truncated video ends at its last
+readable frame where the container allows it (MKV, AVI, an MP4 whose index comes first), while
+an MP4/MOV cut before its index was written is refused with a message that says so; an
+unreadable image in a folder is skipped with a warning, the frame numbering kept."""
 from __future__ import annotations
 
 import re
@@ -37,6 +38,31 @@ class Frame:
     index: int
     timestamp: float
     image: np.ndarray
+    wall_time: Optional[float] = None  # live sources: time.time() when the frame arrived
+
+
+def mp4_index_missing(path: Path) -> bool:
+    """An ISO media file (MP4, MOV: top-level boxes from 'ftyp') without a 'moov' box: the
+    index a recorder writes at the end, lost when the recording was cut short."""
+    try:
+        with open(path, "rb") as f:
+            size = path.stat().st_size
+            pos, kinds = 0, []
+            while pos + 8 <= size and len(kinds) < 1000:
+                f.seek(pos)
+                header = f.read(16)
+                length, kind = int.from_bytes(header[:4], "big"), header[4:8]
+                if length == 1:  # a 64-bit size follows
+                    length = int.from_bytes(header[8:16], "big")
+                elif length == 0:  # the box runs to the end of the file
+                    length = size - pos
+                if length < 8:
+                    break
+                kinds.append(kind)
+                pos += length
+    except OSError:
+        return False
+    return bool(kinds) and kinds[0] == b"ftyp" and b"moov" not in kinds
 
 
 def _frame_number(path: Path) -> int:
@@ -98,14 +124,45 @@ class FrameSource:
                 self.fps = float(fps or 1.0)
                 return
             self.capture = cv2.VideoCapture(str(path))
+            if not self.capture.isOpened() and mp4_index_missing(path):
+                raise SourceUnavailable(
+                    f"source {text}: the file is truncated: it is an MP4/MOV whose index ('moov' box) is "
+                    "missing, which a recorder writes last, so no frame can be located (a recording cut off "
+                    "by power loss). A tool such as untrunc can rebuild the index from a complete file of "
+                    "the same camera; recording to .mkv, .avi or fragmented MP4 keeps a cut file readable "
+                    "up to the cut")
         if self.capture is None or not self.capture.isOpened():
             raise SourceUnavailable(f"source {text}: OpenCV could not open it")
         if width:
             self.capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
         if height:
             self.capture.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+        if self.live and fps:
+            self.capture.set(cv2.CAP_PROP_FPS, float(fps))
         reported = self.capture.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps or (reported if reported and reported > 0 else 30.0))
+
+    def unrelated_images(self, pairs: int = 4, threshold: float = 30.0) -> Optional[str]:
+        """Why a folder's images look like unrelated photos rather than one clip's frames, or
+        None. A clip's frames share one size and follow one another closely (consecutive frames
+        of a 30-200 fps video differ by a few grey levels on average); photos of different
+        people or places differ in size or by tens of levels. Reads the first `pairs` + 1."""
+        if len(self.files) < 2:
+            return None
+        thumbs, sizes = [], set()
+        for p in self.files[: pairs + 1]:
+            image = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+            if image is None:
+                continue
+            sizes.add(image.shape)
+            thumbs.append(cv2.resize(image, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32))
+        if len(sizes) > 1:
+            return f"its first images differ in size ({', '.join(f'{w}x{h}' for h, w in sorted(sizes))})"
+        steps = [float(np.abs(a - b).mean()) for a, b in zip(thumbs, thumbs[1:])]
+        if steps and float(np.median(steps)) > threshold:
+            return (f"its consecutive images differ by {np.median(steps):.0f} grey levels on average "
+                    f"(a clip's frames by a few)")
+        return None
 
     def __len__(self) -> int:
         if self.files:
@@ -153,7 +210,7 @@ class FrameSource:
                 image = self._reconnect()
             now = time.monotonic()
             start = now if start is None else start
-            yield Frame(i, now - start, image)
+            yield Frame(i, now - start, image, time.time())
             i += 1
 
     def _reconnect(self) -> np.ndarray:

@@ -28,9 +28,12 @@ class Event:
     peak_motion: float
     peak_au: Dict[str, float] = field(default_factory=dict)
     emotion: Optional[Dict[str, float]] = None
+    face_id: int = 0  # whose face (set by the pipeline)
 
 
 NONRIGID_GRID = 8  # the action gate's partition: blocks of 28 px on a 224 px crop
+# The scores region_motion returns, in column order.
+MOTION_SCORES = ("motion", "motion_upper", "motion_lower", "motion_local", "motion_nonrigid")
 
 
 def region_motion(flow: np.ndarray, grid: int = 4, step: int = 4) -> Dict[str, float]:

@@ -26,6 +26,12 @@ class BoundModel(Protocol):
 
     def reset_state(self) -> None: ...
 
+    def read_state(self) -> Tuple[np.ndarray, ...]:
+        """A copy of the streaming state, () for a model without one (several faces, one model)."""
+
+    def load_state(self, *state: np.ndarray) -> None:
+        """Continue from a state read_state() gave."""
+
     def close(self) -> None:
         """Release the buffers (device memory on a GPU backend); the object is unusable after."""
 

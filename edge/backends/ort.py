@@ -4,7 +4,7 @@ chosen, and bound to fixed buffers for the per-frame path (IOBinding)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -104,6 +104,15 @@ class OrtBoundModel:
     def reset_state(self) -> None:
         for now in self.state:
             now.fill(0.0)
+
+    def read_state(self) -> Tuple[np.ndarray, ...]:
+        """A copy of the streaming state (h, c); () for a model without one."""
+        return tuple(now.copy() for now in self.state)
+
+    def load_state(self, *state: np.ndarray) -> None:
+        """Continue from a state read_state() gave (another sequence's, kept meanwhile)."""
+        for now, value in zip(self.state, state):
+            np.copyto(now, value)
 
     def close(self) -> None:
         self._binding = None

@@ -4,6 +4,7 @@ a face lost and found again, missing or corrupt models, Ctrl-C or an error mid-r
 run's memory."""
 import csv
 import json
+from datetime import datetime, timezone
 
 import cv2
 import numpy as np
@@ -104,6 +105,10 @@ def test_cli_keeps_the_rows_when_the_camera_goes(camera, tmp_path, capsys):
     rows = read_rows(tmp_path / "frames.csv")
     assert len(rows) == 12 and all(r["success"] == "1" and r["lat_total"] for r in rows)
     assert json.loads(captured.out.strip().splitlines()[-1])["frames"] == 12
+    # A live source's rows carry the wall clock (UTC, ISO 8601), increasing.
+    stamps = [datetime.fromisoformat(r["timestamp_utc"]) for r in rows]
+    assert all(s.tzinfo is not None and s.utcoffset().total_seconds() == 0 for s in stamps)
+    assert stamps == sorted(stamps) and abs((datetime.now(timezone.utc) - stamps[-1]).total_seconds()) < 600
 
 
 def write_video(path, images):
@@ -174,7 +179,8 @@ def test_a_face_lost_and_found_again(images):
     pipe = Pipeline(PipelineConfig(emotion_model=None))
     results = [pipe.process(f) for f in frames]
     assert [r.success for r in results] == [True] * 8 + [False] * 4 + [True] * 8
-    assert all(r.au == {} and r.box is None for r in results[8:12])
+    assert all(r.box is None and r.face_id is None and all(v != v for v in r.au.values()) for r in results[8:12])
+    assert {r.face_id for r in results if r.success} == {0}  # found again: the same person, the same id
     assert "detect" in results[12].latency_ms  # re-detected, then tracked again
     assert abs(results[12].box[0] - results[7].box[0]) <= 4
 
@@ -190,13 +196,13 @@ def test_missing_or_corrupt_models_are_named_by_the_cli(clip, tmp_path, capsys):
 
 @pytest.mark.parametrize("fault", [KeyboardInterrupt, RuntimeError])
 def test_an_interruption_mid_run_leaves_whole_rows(clip, tmp_path, capsys, monkeypatch, fault):
-    real = Pipeline.process
+    real = Pipeline.process_faces
 
     def process(self, frame, index=None, timestamp=None):
         if index == 10:
             raise fault("stopped at frame 10")
         return real(self, frame, index, timestamp)
-    monkeypatch.setattr(Pipeline, "process", process)
+    monkeypatch.setattr(Pipeline, "process_faces", process)
     argv = ["run", str(clip), "--out", str(tmp_path), "--format", "jsonl"]
     if fault is KeyboardInterrupt:
         assert main(argv) == 130
