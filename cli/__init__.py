@@ -34,6 +34,7 @@ class Command:
 COMMANDS = (
     Command("run", "run", "analyse a video, folder of frames or camera"),
     Command("bench", "bench", "per-frame latency beside the seed-style baseline"),
+    Command("cameras", "cameras", "capture devices with their sizes and rates, and how GStreamer sources open"),
     Command("train", "train", "train and evaluate models", ("torch",), TRAIN_EXTRA),
     Command("export", "export", "checkpoint -> ONNX / INT8 / TensorRT", ("torch",), TRAIN_EXTRA),
     Command("synth", "synth", "synthetic micro-expression clips with ground truth"),

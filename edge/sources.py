@@ -22,15 +22,13 @@ from typing import Iterator, List, Optional, Union
 import cv2
 import numpy as np
 
+from .capture import SourceUnavailable, open_gstreamer  # noqa: F401  (SourceUnavailable is part of this API)
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 
 
 class SourceLost(RuntimeError):
     """A live source stopped delivering frames and could not be reopened."""
-
-
-class SourceUnavailable(OSError):
-    """A source that exists (or is a device or stream URI) but cannot be opened."""
 
 
 @dataclass
@@ -97,12 +95,12 @@ class FrameSource:
             pipeline = (f"nvarguscamerasrc sensor-id={sensor} ! video/x-raw(memory:NVMM),width={w},"
                         f"height={h},framerate={r}/1 ! nvvidconv ! video/x-raw,format=BGRx ! "
                         "videoconvert ! video/x-raw,format=BGR ! appsink drop=1")
-            self._open = lambda: cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)
+            self._open = lambda: open_gstreamer(pipeline, text, w, h, r)
         elif text.startswith("v4l2://") or text.startswith("/dev/video"):
             device = text[len("v4l2://"):] if text.startswith("v4l2://") else text
             self._open = lambda: cv2.VideoCapture(device, cv2.CAP_V4L2)
         elif "!" in text:  # a GStreamer pipeline string
-            self._open = lambda: cv2.VideoCapture(text, cv2.CAP_GSTREAMER)
+            self._open = lambda: open_gstreamer(text)
         elif re.match(r"^(rtsp|rtp|http|https)://", text):
             self._open = lambda: cv2.VideoCapture(text)
         if self._open is not None:
