@@ -95,8 +95,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from microexp.edge.sources import SourceLost
     try:
         return importlib.import_module(f"microexp.cli.{command.module}").run(args)
-    except KeyboardInterrupt:
-        print(f"\nmicroexp {command.name}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        how = "terminated (SIGTERM)" if type(err).__name__ == "Terminated" else "interrupted"
+        print(f"\nmicroexp {command.name}: {how}", file=sys.stderr)
         return 130
     except SourceLost as err:
         if os.environ.get("MICROEXP_TRACEBACK"):

@@ -27,6 +27,6 @@ def run(args) -> int:
             print(f"  {fourcc}: {', '.join(str(m) for m in modes) or 'no sizes listed'}")
     have = [name for name, ok in ways.items() if ok]
     print("GStreamer sources (csi://N, pipelines) open through: "
-          + (", ".join(have) if have else "nothing: pip's OpenCV has no GStreamer; see docs/jetson.md"))
+          + (", ".join(have) if have else "nothing: pip's OpenCV has no GStreamer; see docs/jetson.md in microexp-edge's source"))
     print("choose a mode with: microexp run v4l2:///dev/videoN --size WxH --rate FPS")
     return 0

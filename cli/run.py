@@ -168,6 +168,9 @@ def run(args) -> int:
         args.source = str(SAMPLE_CLIP)
         print(f"microexp run: no source given, analysing the sample clip {args.source}", file=sys.stderr)
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        print(f"microexp run: --out {out} is a file, not a folder", file=sys.stderr)
+        return 2
     earlier = [name for name in RESULT_FILES if (out / name).exists()]
     if earlier and not args.overwrite:
         print(f"microexp run: {out} holds an earlier run's results ({', '.join(earlier)}); pass --overwrite "
@@ -196,12 +199,16 @@ def run(args) -> int:
                 return 2
             options = AnalysisOptions(out, format=args.format, max_frames=args.max_frames,
                                       timeline=not args.no_timeline, video=args.video, progress=progress)
+            for name in earlier:  # --overwrite, once the source is open: no earlier file stays beside the new
+                (out / name).unlink()
             result = analyse(pipe, source, options)
     finally:
         signal.signal(signal.SIGTERM, previous)
     progress.end()
     if result.ended != COMPLETE:
         print(f"microexp run: {result.message}; the rows written so far are complete", file=sys.stderr)
+    if result.summary.get("ended_early"):
+        print(f"microexp run: {result.summary['ended_early']}", file=sys.stderr)
     for line in result.summary.get("licence", []):
         print(f"model terms: {line}", file=sys.stderr)
     if result.summary.get("experimental_aus"):

@@ -120,16 +120,16 @@ def analyse(pipe: Pipeline, source: FrameSource, options: AnalysisOptions) -> An
         events = EventWriter(out / "events.jsonl")
         try:
             for frame, results in pipe.stream_faces(source):
-                hold = pipe.events_pending(frame.index)
-                for result in results:  # a row per face
-                    event_id = rows.write(result, hold=hold)
+                # A row per face; the frame's rows wait while any face's interval is open.
+                event_ids = rows.write(results, hold=pipe.events_pending(frame.index))
+                for result, event_id in zip(results, event_ids):
                     if result.event is not None:
                         events.write(result.event, event_id)
                     if result.face_id is not None:
                         faces.add(result.face_id)
-                primary = results[0]  # the timeline and the video follow the first face
+                primary = results[0]  # the timeline and the video's panel follow the first face
                 if video is not None:
-                    video.write(frame.image, primary)
+                    video.write(frame.image, primary, results)
                 timeline.add(primary)
                 done += 1
                 lost += not primary.success
@@ -148,6 +148,9 @@ def analyse(pipe: Pipeline, source: FrameSource, options: AnalysisOptions) -> An
                 video.close()
     if options.progress and done % options.progress_every:  # the last call, unless just made
         options.progress(done, total)
+    # A file that ends before the frame count its header announces: usually a truncated recording.
+    short = (ended == COMPLETE and total is not None and done < total and not source.live and not source.files)
+    # lost: frames on which no face was tracked; faces: the face ids handed out.
     summary: Dict[str, object] = {"frames": done, "lost": lost, "faces": len(faces), "events": events.count,
                                   "rows": str(frames_path),
                                   "events_file": str(events.path)}
@@ -172,4 +175,7 @@ def analyse(pipe: Pipeline, source: FrameSource, options: AnalysisOptions) -> An
         summary["notes"] = info["notes"]
     if ended != COMPLETE:
         summary["ended"] = ended
+    if short:
+        summary["ended_early"] = (f"the video ended after {done} of the {total} frames its header announces "
+                                  "(a truncated or damaged file?)")
     return AnalysisResult(summary, ended, message)

@@ -18,7 +18,9 @@ class AnnotatedVideo:
         self.fps, self.motion_scale = fps, motion_scale
         self.writer = None
 
-    def write(self, frame: np.ndarray, result):
+    def write(self, frame: np.ndarray, result, faces=()):
+        """One frame: every face's box with its id (`faces`, the frame's results), and the panel
+        and motion bar of `result` (the first face)."""
         img = as_bgr(frame, "AnnotatedVideo").copy()
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -28,12 +30,15 @@ class AnnotatedVideo:
                 raise RuntimeError(f"AnnotatedVideo: OpenCV cannot write {self.path} (no mp4v encoder)")
         scale = max(img.shape[0] / 720, 0.5)
         font, thick = cv2.FONT_HERSHEY_SIMPLEX, max(1, int(2 * scale))
-        if result.box is not None:
-            x1, y1, x2, y2 = result.box
-            cv2.rectangle(img, (x1, y1), (x2, y2), (0, 200, 0), thick)
+        for face in (faces or (result,)):
+            if face.box is not None:
+                x1, y1, x2, y2 = face.box
+                cv2.rectangle(img, (x1, y1), (x2, y2), (0, 200, 0), thick)
+                cv2.putText(img, f"face {face.face_id}", (x1, max(0, y1 - 6)), font, 0.6 * scale, (0, 200, 0), thick)
         lines = [f"t {result.timestamp:.3f}s  score {result.confidence:.3f}" + ("" if result.success else "  LOST")]
-        for name, p in sorted(result.au.items(), key=lambda kv: -kv[1])[:3]:
-            lines.append(f"{name} {p:.2f}")
+        if result.success:  # without a face the AU values are unknown (NaN)
+            for name, p in sorted(result.au.items(), key=lambda kv: -kv[1])[:3]:
+                lines.append(f"{name} {p:.2f}")
         line_h = int(30 * scale)
         panel_w = int(330 * scale)
         cv2.rectangle(img, (0, 0), (panel_w, line_h * len(lines) + int(10 * scale)), (30, 30, 30), -1)

@@ -162,7 +162,7 @@ def open_gstreamer(pipeline: str, uri: Optional[str] = None, width: Optional[int
     raise SourceUnavailable(
         f"source {uri or pipeline}: needs GStreamer, and this OpenCV ({cv2.__version__} at "
         f"{getattr(cv2, '__file__', '?')}) was built without it, as pip's opencv wheels are. On a Jetson: "
-        "use JetPack's OpenCV (install microexp-edge without pip's OpenCV: docs/jetson.md), or install "
+        "use JetPack's OpenCV (install microexp-edge without pip's OpenCV: docs/jetson.md in its source), or install "
         "jetson-utils (part of jetson-inference), or GStreamer's Python bindings "
         "(sudo apt install python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0). "
         "`microexp cameras` shows which of these this machine has")

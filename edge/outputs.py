@@ -107,21 +107,25 @@ class FrameWriter:
             self.writer.writeheader()
             self.file.flush()
 
-    def write(self, result: FrameResult, hold: bool = False) -> Optional[int]:
-        """Queue a frame's row; `hold`: an interval is open, so keep it (and those after) until
-        a frame with hold=False. Returns the id of the event that closes at this frame, if one."""
-        self._held.append([result, 0])
-        event_id = None
-        if result.event is not None:
-            self.events += 1
-            event_id = self.events
+    def write(self, results: Sequence[FrameResult], hold: bool = False) -> List[Optional[int]]:
+        """Queue one frame's rows (a result per face); `hold`: an interval is open after this
+        frame, so keep them (and those before) until a frame with hold=False. Returns, per
+        result, the id of the event that closes at it, else None."""
+        self._held.extend([result, 0] for result in results)
+        ids: List[Optional[int]] = []
+        for result in results:  # every event of the frame marks its rows before any are written
             ev = result.event
+            if ev is None:
+                ids.append(None)
+                continue
+            self.events += 1
+            ids.append(self.events)
             for item in self._held:
                 if item[0].face_id == ev.face_id and ev.onset_frame <= item[0].frame <= ev.offset_frame:
-                    item[1] = event_id
+                    item[1] = self.events
         if not hold:
             self.flush()
-        return event_id
+        return ids
 
     def flush(self):
         for result, event_id in self._held:

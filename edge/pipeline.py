@@ -264,8 +264,8 @@ class Pipeline:
         box = (x1, y1, x2, y2)
         look = appearance(frame, box)
         self.lost = [t for t in self.lost if t.lost_at is None or timestamp - t.lost_at <= c.forget_s]
-        known = max(self.lost, key=lambda t: t.same_person(frame, box, look), default=None)
-        if known is not None and known.same_person(frame, box, look) > 0:
+        known = max(self.lost, key=lambda t: t.same_person(frame, box, timestamp, look), default=None)
+        if known is not None and known.same_person(frame, box, timestamp, look) > 0:
             self.lost.remove(known)
             track = known  # the same person: its id and its spotter's calm baseline go on
         else:
@@ -312,8 +312,10 @@ class Pipeline:
         self.count += 1
         t0 = time.perf_counter()
         frame = as_bgr(frame, "Pipeline")
-        if c.stills:
-            self.reset_track()
+        if c.stills:  # unrelated photos: nobody is followed from one to the next
+            count = self.count
+            self.reset()
+            self.count = count
         if self.tracks and frame.shape[:2] != self._frame_size:
             # A new frame size (a camera switching mode, a resized stream): the templates and
             # boxes belong to the old one, so the faces are detected afresh.
@@ -350,28 +352,36 @@ class Pipeline:
         if look:
             t1 = time.perf_counter()
             found, scale = self._find_faces(frame, cheap=look == "cheap")
+            look_ms = (time.perf_counter() - t1) * 1e3  # shared by the faces it finds
             self._last_scan = timestamp
             h, w = frame.shape[:2]
+            started = 0
             for f in self._ordered(found, w, h):
                 if len(self.tracks) >= c.faces:
                     break
                 if any(_iou(f.box, t.box) > 0.3 for t in self.tracks):
                     continue  # a face already tracked
+                t2 = time.perf_counter()
                 if scale > 1:
                     f = self._refined(frame, f)
                 track = self._start_track(frame, f, timestamp)
                 if track is None:
                     continue
-                detect_ms = (time.perf_counter() - t1) * 1e3
                 crop = cv2.resize(track.template, (c.crop_size, c.crop_size))
+                detect_ms = look_ms + (time.perf_counter() - t2) * 1e3
                 results.append(self._analyse(track, crop, index, timestamp, 1.0, True, {"detect": detect_ms},
                                              time.perf_counter() - detect_ms / 1e3))
+                started += 1
             if self.tracks:
                 self._idle_at = self._empty_since = None
             else:
                 self._idle_at, self._idle_thumb = timestamp, _thumbnail(frame)
                 if self._empty_since is None or timestamp < self._empty_since:
                     self._empty_since = timestamp
+            if results and not started:  # a look for newcomers that found none: on the first row
+                first = results[0].latency_ms
+                first["detect"] = look_ms
+                first["total"] = first.get("total", 0.0) + look_ms
             lat["detect"] = (time.perf_counter() - t1) * 1e3
         if not results:
             if not look:

@@ -130,7 +130,8 @@ class FrameSource:
                     "the same camera; recording to .mkv, .avi or fragmented MP4 keeps a cut file readable "
                     "up to the cut")
         if self.capture is None or not self.capture.isOpened():
-            raise SourceUnavailable(f"source {text}: OpenCV could not open it")
+            hint = "; `microexp cameras` lists the devices that can be opened" if self.live else ""
+            raise SourceUnavailable(f"source {text}: OpenCV could not open it{hint}")
         if width:
             self.capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
         if height:

@@ -190,3 +190,30 @@ def test_idle_looks_are_cheap_and_spaced_and_a_newcomer_is_found_soon(monkeypatc
     tracked = next(r.frame for r in results if r.success)
     assert tracked - arrive <= 8  # within idle_interval_ms (150 ms = 7.5 frames)
     assert results[tracked].box is not None
+
+
+def test_an_event_closed_by_a_later_face_marks_its_rows(tmp_path):
+    # Face 1's interval (frame 69) closes at frame 70, after face 0's row of that frame: the
+    # frame's events mark the held rows before any row of the frame is written.
+    from microexp.edge.outputs import Columns, FrameWriter
+    from microexp.edge.pipeline import FrameResult
+    from microexp.edge.spotting import Event
+
+    def result(frame, face, event=None):
+        return FrameResult(frame, frame / 100, True, 1.0, (0, 0, 10, 10), face_id=face, event=event)
+    event = Event(69, 69, 69, 0.69, 0.69, 0.69, 1.0, face_id=1)
+    with FrameWriter(tmp_path / "frames.csv", Columns()) as writer:
+        assert writer.write([result(68, 0), result(68, 1)]) == [None, None]
+        writer.write([result(69, 0), result(69, 1)], hold=True)  # face 1's interval is open
+        assert writer.write([result(70, 0), result(70, 1, event)]) == [None, 1]
+    marks = {(int(r["frame"]), int(r["face_id"])): int(r["event"]) for r in read_rows(tmp_path / "frames.csv")}
+    assert marks == {(68, 0): 0, (68, 1): 0, (69, 0): 0, (69, 1): 1, (70, 0): 0, (70, 1): 0}
+
+
+def test_overwrite_leaves_no_earlier_file_beside_the_new_results(clip, tmp_path, capsys):
+    base = ["run", str(clip), "--out", str(tmp_path), "--max-frames", "5", "--emotion-model", "none"]
+    assert main(base) == 0
+    assert (tmp_path / "frames.csv").exists() and (tmp_path / "timeline.png").exists()
+    assert main(base + ["--overwrite", "--format", "jsonl", "--no-timeline"]) == 0
+    assert not (tmp_path / "frames.csv").exists() and not (tmp_path / "timeline.png").exists()
+    assert (tmp_path / "frames.jsonl").exists()

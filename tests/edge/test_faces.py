@@ -67,10 +67,13 @@ def test_another_person_in_the_same_place_is_not_taken_for_the_first():
     track = FaceTrack(0, None, None, None)
     track.box = (40, 40, 552, 552)
     track.look = appearance(frame, track.box)
-    assert track.same_person(frame, (44, 42, 556, 554)) > 0.9  # the same face, moved a little
+    track.lost_at = 1.0
+    assert track.same_person(frame, (44, 42, 556, 554), 2.0) > 0.9  # later, the same face, moved a little
     other = frame.copy()
     other[40:552, 40:552] = cv2.resize(cv2.flip(PORTRAIT, 0), (512, 512))  # someone else there
-    assert track.same_person(other, track.box) == 0.0
+    assert track.same_person(other, track.box, 2.0) == 0.0
+    assert track.same_person(other, track.box, 1.0) == 1.0  # on the frame it was lost: continuity
+    assert track.same_person(frame, (700, 40, 1212, 552), 2.0) == 0.0  # elsewhere: not matched by looks
 
 
 def test_each_face_has_its_own_events_and_rows(clip_frames, tmp_path, capsys):

@@ -125,6 +125,9 @@ def test_a_truncated_video_ends_at_its_last_readable_frame(images, tmp_path, cap
     data = video.read_bytes()
     video.write_bytes(data[:int(len(data) * 0.6)])
     assert main(["run", str(video), "--out", str(tmp_path / "out"), "--emotion-model", "none"]) == 0
+    captured = capsys.readouterr()
+    assert "ended after" in json.loads(captured.out.strip().splitlines()[-1])["ended_early"]
+    assert "truncated or damaged" in captured.err
     rows = read_rows(tmp_path / "out" / "frames.csv")
     assert 5 < len(rows) < len(images)
     assert all(r["success"] == "1" and r["lat_total"] != "" for r in rows)  # whole rows only
