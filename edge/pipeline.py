@@ -271,8 +271,7 @@ class Pipeline:
         else:
             track = FaceTrack(self._next_id, self.flow if c.faces == 1 else FlowEstimator(c.flow),
                               IntervalSpotter(c.fps, k=c.spot_k, threshold=self.spot_threshold),
-                              ActionGate(self._gate_params, c.crop_size, c.fps) if self._gate_params else None,
-                              self._spot.read_state() if self._spot is not None else ())
+                              ActionGate(self._gate_params, c.crop_size, c.fps) if self._gate_params else None)
             self._next_id += 1
         track.box, track.look, track.lost_at = box, look, None
         track.template = np.ascontiguousarray(frame[y1:y2, x1:x2])

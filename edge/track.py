@@ -16,7 +16,7 @@ from .spotting import IntervalSpotter
 
 # How like two looks of a face must be to be taken for the same person when found again where it
 # was lost: the normalised correlation of their 32x32 grey thumbnails. A weak cue, measured on
-# public photos and a talking-face clip (docs/runtime.md): 45 pairs of different people had a
+# public photos and a talking-face clip (tests/edge/appearance_cue.py, docs/runtime.md): 45 pairs of different people had a
 # median of 0.26 (90th percentile 0.59, highest 0.79); 190 pairs of one talking person 1 s apart
 # a median of 0.60. So position decides, and a look is only a check against a stranger there.
 SAME_FACE_LOOK = 0.6
@@ -45,13 +45,12 @@ def iou(a, b) -> float:
 
 
 class FaceTrack:
-    def __init__(self, face_id: int, flow: FlowEstimator, spotter: IntervalSpotter,
-                 gate: Optional[ActionGate], spot_state: Tuple[np.ndarray, ...] = ()):
+    def __init__(self, face_id: int, flow: FlowEstimator, spotter: IntervalSpotter, gate: Optional[ActionGate]):
         self.face_id = face_id
         self.flow = flow  # its own: the native flow keeps the reference's expansions between calls
         self.spotter = spotter
         self.gate = gate
-        self.spot_state = tuple(s.copy() for s in spot_state)  # the learned spotter's (h, c)
+        self.spot_state: Tuple[np.ndarray, ...] = ()  # the learned spotter's (h, c) while another face runs
         self.template = None
         self.tracked = None  # the template prepared for the pyramid search
         self.box: Optional[Tuple[int, int, int, int]] = None

@@ -100,6 +100,13 @@ def test_an_earlier_runs_folder_is_not_overwritten_silently(clip, tmp_path, caps
     assert main(argv + ["--overwrite"]) == 0
 
 
+def test_an_output_path_that_is_a_file_is_refused(clip, tmp_path, capsys):
+    target = tmp_path / "results.csv"
+    target.write_text("someone's file")
+    assert main(["run", str(clip), "--out", str(target)]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err and target.read_text() == "someone's file"
+
+
 def test_progress_in_a_log_is_one_line_per_update_with_rate_and_time_left():
     log = io.StringIO()  # not a TTY
     progress = Progress(log, every_s=0.0)

@@ -71,7 +71,9 @@ def main(argv=None) -> int:
         problems = compare(a, b)
         for line in problems:
             print(line)
-        print(f"{len(a)} outputs compared: {'all as expected' if not problems else f'{len(problems)} differ'}")
+        identical = sum(k in b and a[k].tobytes() == b[k].tobytes() for k in a)
+        print(f"{len(a)} outputs compared, {identical} byte-identical: "
+              f"{'all as expected' if not problems else f'{len(problems)} differ'}")
         return 1 if problems else 0
     ap.error("--write or --compare")
 
