@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
 TRAIN_EXTRA = "pip install torch==2.13.0 && pip install 'microexp-edge[train]'"
+SERVE_EXTRA = "pip install 'microexp-edge[serve]'"
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class Command:
 COMMANDS = (
     Command("run", "run", "analyse a video, folder of frames or camera"),
     Command("bench", "bench", "per-frame latency beside the seed-style baseline"),
+    Command("serve", "serve", "the live analysis as a web page (kiosks), video uploads and a JSON API",
+            ("starlette", "uvicorn", "websockets"), SERVE_EXTRA),
     Command("cameras", "cameras", "capture devices with their sizes and rates, and how GStreamer sources open"),
     Command("train", "train", "train and evaluate models", ("torch",), TRAIN_EXTRA),
     Command("export", "export", "checkpoint -> ONNX / INT8 / TensorRT", ("torch",), TRAIN_EXTRA),

@@ -32,7 +32,8 @@ class AnalysisOptions:
     format: str = "csv"  # 'csv' | 'jsonl'
     max_frames: Optional[int] = None
     timeline: bool = True
-    video: bool = False  # annotated.mp4
+    video: bool = False  # an annotated copy of the video
+    video_name: str = "annotated.mp4"  # .mp4 (MPEG-4, smallest) or .webm (VP8, which browsers play)
     # Called every `progress_every` frames and at the end with (frames done, total or None).
     progress: Optional[Callable[[int, Optional[int]], None]] = None
     progress_every: int = 25
@@ -112,7 +113,7 @@ def analyse(pipe: Pipeline, source: FrameSource, options: AnalysisOptions) -> An
     video = None
     if options.video:
         from .annotate import AnnotatedVideo
-        video = AnnotatedVideo(out / "annotated.mp4", source.fps)
+        video = AnnotatedVideo(out / options.video_name, source.fps)
     done = lost = 0
     faces = set()  # the face ids seen
     ended, message = COMPLETE, ""

@@ -10,10 +10,16 @@ import numpy as np
 
 from .frames import as_bgr
 
+# The codec by the file's suffix: pip's OpenCV writes MPEG-4 part 2 into .mp4 (which browsers do
+# not play) and VP8 into .webm (which they do); it has no H.264 encoder.
+CODECS = {".mp4": "mp4v", ".webm": "VP80"}
+
 
 class AnnotatedVideo:
     def __init__(self, path, fps: float, motion_scale: float = 2.0):
         self.path = Path(path)
+        if self.path.suffix not in CODECS:
+            raise ValueError(f"AnnotatedVideo: {self.path} must end in {' or '.join(CODECS)}")
         self.tmp = self.path.with_name(self.path.stem + ".tmp" + self.path.suffix)
         self.fps, self.motion_scale = fps, motion_scale
         self.writer = None
@@ -25,9 +31,11 @@ class AnnotatedVideo:
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             h, w = img.shape[:2]
-            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*CODECS[self.path.suffix]), self.fps,
+                                          (w, h))
             if not self.writer.isOpened():
-                raise RuntimeError(f"AnnotatedVideo: OpenCV cannot write {self.path} (no mp4v encoder)")
+                raise RuntimeError(f"AnnotatedVideo: OpenCV cannot write {self.path} (no "
+                                   f"{CODECS[self.path.suffix]} encoder)")
         scale = max(img.shape[0] / 720, 0.5)
         font, thick = cv2.FONT_HERSHEY_SIMPLEX, max(1, int(2 * scale))
         for face in (faces or (result,)):
