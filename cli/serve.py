@@ -39,8 +39,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-waiting", type=int, default=4, help="uploads queued behind those; more are refused")
     p.add_argument("--keep-jobs", type=int, default=20, help="finished uploads kept; older ones are deleted")
     p.add_argument("--max-clients", type=int, default=8, help="live views and result streams at once (default 8)")
-    p.add_argument("--max-connections", type=int, default=64,
-                   help="open HTTP connections at once; more are answered 503 (default 64)")
+    p.add_argument("--max-requests", type=int, default=64,
+                   help="HTTP requests in progress at once, after the token check; more are answered 503 (default 64)")
+    p.add_argument("--upload-timeout", type=float, default=30.0, metavar="S",
+                   help="an upload that sends nothing for S seconds is dropped (default 30)")
     p.add_argument("--flow", default="farneback", choices=METHODS, metavar="FLOW", help="as for `microexp run`")
     p.add_argument("--faces", type=int, default=d["faces"].default, metavar="N", help="faces tracked at once")
     p.add_argument("--spot-score", choices=SPOT_SCORES, default=d["spot_score"].default)
@@ -69,6 +71,17 @@ def _file_problem(source: str) -> str:
     return ""
 
 
+def _raise_open_file_limit() -> None:
+    """Each connection holds a file descriptor: allow as many as the system lets this process."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
 def _positive(args, *names) -> str:
     for name in names:
         if getattr(args, name) <= 0:
@@ -84,9 +97,10 @@ def run(args) -> int:
     from microexp.edge.web.app import ServerLimits, create_app
     from microexp.edge.web.jobs import JobLimits, JobStore
     from microexp.edge.web.live import LiveAnalysis
+    from microexp.edge.web.protocol import HeaderDeadlineProtocol
 
     problem = _positive(args, "display_fps", "max_upload_mb", "max_duration", "workers", "max_clients",
-                        "max_connections", "keep_jobs", "preview_width")
+                        "max_requests", "keep_jobs", "preview_width", "upload_timeout")
     if problem or args.max_waiting < 0:
         print(f"microexp serve: {problem or '--max-waiting must be 0 or more'}", file=sys.stderr)
         return 2
@@ -117,11 +131,13 @@ def run(args) -> int:
     jobs = JobStore(Path(args.jobs_dir), lambda: Pipeline(config),
                     JobLimits(max_upload_bytes=int(args.max_upload_mb * 2**20), max_duration_s=args.max_duration,
                               workers=args.workers, max_waiting=args.max_waiting, keep=args.keep_jobs))
-    app = create_app(live, jobs, access, ServerLimits(max_clients=args.max_clients))
+    app = create_app(live, jobs, access, ServerLimits(max_clients=args.max_clients, max_requests=args.max_requests,
+                                                           upload_idle_s=args.upload_timeout))
     shown = f"[{args.host}]" if ":" in args.host else args.host
     hint = "?token=..." if token else ""
     print(f"microexp serve: live view http://{shown}:{args.port}/{hint}, uploads /analyse, API /api/status",
           file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, limit_concurrency=args.max_connections, access_log=False,
+    _raise_open_file_limit()
+    uvicorn.run(app, host=args.host, port=args.port, http=HeaderDeadlineProtocol, access_log=False,
                 log_level="warning", timeout_graceful_shutdown=5, server_header=False)
     return 0

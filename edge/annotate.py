@@ -3,6 +3,7 @@ local motion as a bar, and the event state. Written to a temporary name and rena
 closed, so an interrupted run leaves either a playable file or none."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import cv2
@@ -53,6 +54,8 @@ class AnnotatedVideo:
         for i, text in enumerate(lines):
             cv2.putText(img, text, (8, line_h * (i + 1)), font, 0.7 * scale, (255, 255, 255), thick, cv2.LINE_AA)
         motion = result.motion.get("motion_local", 0.0)
+        if not math.isfinite(motion):  # no face on this frame: unknown, drawn as no bar
+            motion = 0.0
         bar = int(min(motion / self.motion_scale, 1.0) * img.shape[1] * 0.4)
         y = img.shape[0] - int(20 * scale)
         cv2.rectangle(img, (10, y - int(12 * scale)), (10 + bar, y), (0, 0, 230) if result.event else (200, 120, 0), -1)

@@ -1,6 +1,7 @@
 """The ASGI application of `microexp serve` (Starlette): the live page and its stream, the
-upload page and its jobs, and the JSON API under /api. Every request passes `Access` first;
-errors answer with a JSON message ({"error": ...}), never a traceback."""
+upload page and its jobs, and the JSON API under /api. Every request and WebSocket passes
+`Access` first (in `Gate`, before anything is counted or read), then a cap on requests in
+progress; errors answer with a JSON message ({"error": ...}), never a traceback."""
 from __future__ import annotations
 
 import asyncio
@@ -15,7 +16,7 @@ from urllib.parse import unquote
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
@@ -32,7 +33,55 @@ log = logging.getLogger("microexp.serve")
 @dataclass
 class ServerLimits:
     max_clients: int = 8  # live streams (page or /api/results) at once
+    max_requests: int = 64  # HTTP requests in progress at once (after the token check); more answer 503
     send_timeout_s: float = 10.0  # a client that takes longer to accept a message is dropped
+    upload_idle_s: float = 30.0  # an upload that sends nothing for this long is dropped
+
+
+class Gate:
+    """Refuses what Access refuses before the application sees it (HTTP: the JSON answer;
+    WebSocket: the handshake), then answers 503 beyond `max_requests` HTTP requests in
+    progress. Unauthorised requests are never counted, so they cannot crowd out others."""
+
+    def __init__(self, app, access: Access, max_requests: int):
+        self.app, self.access, self.max_requests = app, access, max_requests
+        self.in_progress = 0
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        conn = HTTPConnection(scope)
+        why = self.access.refusal(conn.headers, conn.query_params, conn.cookies)
+        if why is not None:
+            if scope["type"] == "websocket":
+                return await send({"type": "websocket.close", "code": 1008, "reason": why[1][:120]})
+            await self._drain(receive)
+            return await JSONResponse({"error": why[1]}, status_code=why[0])(scope, receive, send)
+        if scope["type"] == "websocket":
+            return await self.app(scope, receive, send)
+        if self.in_progress >= self.max_requests:
+            busy = JSONResponse({"error": f"more than {self.max_requests} requests in progress; try again"},
+                                status_code=503, headers={"Retry-After": "1"})
+            await self._drain(receive)
+            return await busy(scope, receive, send)
+        self.in_progress += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_progress -= 1
+
+
+    @staticmethod
+    async def _drain(receive, most: int = 8 * 2**20, idle_s: float = 5.0) -> None:
+        """Read (and drop) some of a refused request's body, so that a client still sending it
+        gets the answer rather than a broken connection."""
+        seen = 0
+        with contextlib.suppress(asyncio.TimeoutError):
+            while seen <= most:
+                message = await asyncio.wait_for(receive(), idle_s)
+                seen += len(message.get("body", b""))
+                if message["type"] != "http.request" or not message.get("more_body"):
+                    break
 
 
 def update_message(snap, trace, events, state: str) -> dict:
@@ -44,45 +93,31 @@ def update_message(snap, trace, events, state: str) -> dict:
             "trace": [[round(t, 4), a, m] for _, t, a, m in trace], "events": events}
 
 
-def create_app(live: LiveAnalysis, jobs: JobStore, access: Access, limits: Optional[ServerLimits] = None) -> Starlette:
+def create_app(live: LiveAnalysis, jobs: JobStore, access: Access, limits: Optional[ServerLimits] = None):
     limits = limits or ServerLimits()
     streams = {"open": 0}  # live streams now
 
-    def refused(conn) -> Optional[Response]:
-        why = access.refusal(conn.headers, conn.query_params, conn.cookies)
-        return None if why is None else JSONResponse({"error": why[1]}, status_code=why[0])
+    class CountedStream(StreamingResponse):
+        """A results stream that holds one of the max_clients slots until it ends, however it ends."""
+
+        async def __call__(self, scope, receive, send):
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                streams["open"] -= 1
 
     async def page(request: Request, name: str) -> Response:
-        no = refused(request)
-        if no is not None:
-            return no
         if "token" in request.query_params:  # a kiosk's start URL: keep the token in a cookie, not the address bar
             response = RedirectResponse(request.url.path, status_code=303)
             response.set_cookie(COOKIE, request.query_params["token"], httponly=True, samesite="strict")
             return response
         return FileResponse(STATIC / name, headers={"Cache-Control": "no-store"})
 
-    class GuardedStatic:
-        """The page's scripts and styles, behind the same checks as the pages."""
-
-        def __init__(self, app):
-            self.app = app
-
-        async def __call__(self, scope, receive, send):
-            no = refused(Request(scope))
-            await (no if no is not None else self.app)(scope, receive, send)
-
     async def live_page(request):
         return await page(request, "live.html")
 
     async def analyse_page(request):
         return await page(request, "analyse.html")
-
-    def guarded(handler):
-        async def wrapped(request: Request):
-            no = refused(request)
-            return no if no is not None else await handler(request)
-        return wrapped
 
     async def status(request):
         body = live.status()
@@ -135,17 +170,14 @@ def create_app(live: LiveAnalysis, jobs: JobStore, access: Access, limits: Optio
             yield message, picture
 
     async def live_socket(websocket: WebSocket):
-        why = access.refusal(websocket.headers, websocket.query_params, websocket.cookies)
-        if why is not None:
-            await websocket.close(code=1008, reason=why[1][:120])
-            return
-        if streams["open"] >= limits.max_clients:
+        if streams["open"] >= limits.max_clients:  # accepted, then closed with the reason a client can read
+            await websocket.accept()
             await websocket.close(code=1013, reason=f"at most {limits.max_clients} live clients at once")
             return
-        await websocket.accept()
-        streams["open"] += 1
+        streams["open"] += 1  # counted before any await: simultaneous clients cannot all pass the check
         live.watchers += 1
         try:
+            await websocket.accept()
             await websocket.send_text(json.dumps({"type": "hello", **live.status()}))
             async for message, picture in updates(pictures=True):
                 await asyncio.wait_for(websocket.send_text(json.dumps(message)), limits.send_timeout_s)
@@ -162,15 +194,32 @@ def create_app(live: LiveAnalysis, jobs: JobStore, access: Access, limits: Optio
     async def results_stream(request):
         if streams["open"] >= limits.max_clients:
             return JSONResponse({"error": f"at most {limits.max_clients} live clients at once"}, status_code=503)
+        streams["open"] += 1  # released by CountedStream
 
         async def body():
-            streams["open"] += 1
-            try:
-                async for message, _ in updates(pictures=False):
-                    yield f"data: {json.dumps(message)}\n\n"
-            finally:
-                streams["open"] -= 1
-        return StreamingResponse(body(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+            async for message, _ in updates(pictures=False):
+                yield f"data: {json.dumps(message)}\n\n"
+        return CountedStream(body(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+    async def next_chunk(body):
+        """The upload's next chunk, or None at its end; JobError when the client went quiet."""
+        try:
+            return await asyncio.wait_for(body.__anext__(), limits.upload_idle_s)
+        except StopAsyncIteration:
+            return None
+        except asyncio.TimeoutError:
+            raise JobError(f"the upload stalled: nothing arrived for {limits.upload_idle_s:g} s", 408) from None
+
+    async def drain(body, most: int = 8 * 2**20):
+        """Read (and drop) some of a refused upload before answering, so that a client still
+        sending gets the answer instead of a broken connection; beyond `most` it may not."""
+        seen = 0
+        with contextlib.suppress(JobError, ClientDisconnect):
+            while seen <= most:
+                chunk = await next_chunk(body)
+                if chunk is None:
+                    break
+                seen += len(chunk)
 
     async def create_job(request):
         body = request.stream()
@@ -187,7 +236,10 @@ def create_app(live: LiveAnalysis, jobs: JobStore, access: Access, limits: Optio
         try:
             size = 0
             with open(jobs.upload_path(job), "wb") as f:
-                async for chunk in body:
+                while True:
+                    chunk = await next_chunk(body)
+                    if chunk is None:
+                        break
                     size += len(chunk)
                     if size > jobs.limits.max_upload_bytes:
                         await drain(body)
@@ -197,19 +249,12 @@ def create_app(live: LiveAnalysis, jobs: JobStore, access: Access, limits: Optio
                 raise JobError("the upload is empty: send the video file as the request body")
             await asyncio.to_thread(jobs.submit, job)
             submitted = True
+        except ClientDisconnect:  # the client went away mid-upload: nobody to answer
+            return Response(status_code=400)
         finally:
             if not submitted:
                 jobs.discard(job)
         return JSONResponse(job.public(), status_code=201)
-
-    async def drain(body, most: int = 8 * 2**20):
-        """Read (and drop) some of a refused upload before answering, so that a client still
-        sending gets the answer instead of a broken connection; beyond `most` it may not."""
-        seen = 0
-        async for chunk in body:
-            seen += len(chunk)
-            if seen > most:
-                break
 
     async def list_jobs(request):
         return JSONResponse({"jobs": jobs.listing()})
@@ -239,7 +284,6 @@ def create_app(live: LiveAnalysis, jobs: JobStore, access: Access, limits: Optio
     @contextlib.asynccontextmanager
     async def lifespan(app):
         live.start()
-        app.state.started = time.time()
         try:
             yield
         finally:
@@ -249,16 +293,18 @@ def create_app(live: LiveAnalysis, jobs: JobStore, access: Access, limits: Optio
     routes = [
         Route("/", live_page),
         Route("/analyse", analyse_page),
-        Route("/api/status", guarded(status)),
-        Route("/api/events", guarded(events)),
-        Route("/api/frame.jpg", guarded(frame_jpeg)),
-        Route("/api/results", guarded(results_stream)),
+        Route("/api/status", status),
+        Route("/api/events", events),
+        Route("/api/frame.jpg", frame_jpeg),
+        Route("/api/results", results_stream),
         WebSocketRoute("/api/live", live_socket),
-        Route("/api/jobs", guarded(create_job), methods=["POST"]),
-        Route("/api/jobs", guarded(list_jobs), methods=["GET"]),
-        Route("/api/jobs/{job}", guarded(job_detail)),
-        Route("/api/jobs/{job}/files/{name}", guarded(job_file)),
-        Mount("/static", app=GuardedStatic(StaticFiles(directory=STATIC)), name="static"),
+        Route("/api/jobs", create_job, methods=["POST"]),
+        Route("/api/jobs", list_jobs, methods=["GET"]),
+        Route("/api/jobs/{job}", job_detail),
+        Route("/api/jobs/{job}/files/{name}", job_file),
+        Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
-    return Starlette(routes=routes, lifespan=lifespan,
-                     exception_handlers={JobError: job_error, HTTPException: http_error, Exception: server_error})
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={JobError: job_error, HTTPException: http_error, Exception: server_error})
+    app.add_middleware(Gate, access=access, max_requests=limits.max_requests)
+    return app

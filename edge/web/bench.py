@@ -95,6 +95,7 @@ class BenchServer:
         from .app import create_app
         from .jobs import JobStore
         from .live import LiveAnalysis
+        from .protocol import HeaderDeadlineProtocol
         opener = None if source else (lambda: MemorySource(frames, fps))  # else FrameSource(source, loop=True)
         self.live = LiveAnalysis(lambda: Pipeline(config), source or "memory", open_source=opener,
                                  latency_window=latency_window)
@@ -102,7 +103,7 @@ class BenchServer:
         self.port = _free_port()
         app = create_app(self.live, self.jobs, Access(None))
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    access_log=False))
+                                                    access_log=False, http=HeaderDeadlineProtocol))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self):

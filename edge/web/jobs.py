@@ -284,7 +284,10 @@ class JobStore:
 
     def events(self, job_id: str) -> List[Dict[str, object]]:
         path = self.file(job_id, "events.jsonl")
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        events = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        for e in events:  # as the live list gives it
+            e["duration_ms"] = round((e["offset_time"] - e["onset_time"]) * 1e3, 1)
+        return events
 
     def close(self) -> None:
         self._stopping.set()

@@ -104,6 +104,7 @@ class LiveAnalysis:
         self.fps: Optional[float] = None
         self.au_names: Tuple[str, ...] = ()
         self.emotion_names: Tuple[str, ...] = ()
+        self.notes: List[str] = []
         self.started_at = time.time()
         self.frames = 0
 
@@ -127,6 +128,7 @@ class LiveAnalysis:
             self.state, self.message = "stopped", f"the pipeline could not be built: {err}"
             return
         self.au_names, self.emotion_names = tuple(pipe.au_names), tuple(pipe.emotion_names)
+        self.notes = list(pipe.flow_mismatches())  # what the outputs are worth (e.g. the emotion model's caveat)
         with pipe:
             while not self._stop.is_set():
                 try:
@@ -250,7 +252,8 @@ class LiveAnalysis:
             snap = self.snapshot
         return {"state": self.state, "message": self.message, "source": self.source, "fps": self.fps,
                 "frames": self.frames, "events": self.event_count, "trace_s": self.trace_s, "aus": list(self.au_names),
-                "emotions": list(self.emotion_names), "uptime_s": round(time.time() - self.started_at, 1),
+                "emotions": list(self.emotion_names), "notes": self.notes,
+                "uptime_s": round(time.time() - self.started_at, 1),
                 "faces": len(snap.faces) if snap and snap.faces[0]["success"] else 0,
                 "latency_ms": None if lat is None else {"p50": round(float(np.percentile(lat, 50)), 3),
                                                          "p90": round(float(np.percentile(lat, 90)), 3),

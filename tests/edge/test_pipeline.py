@@ -384,3 +384,23 @@ def test_a_tracked_frame_allocates_no_image_sized_buffer(clip):
     finally:
         tracemalloc.stop()
     assert max(peaks) < 32_000, peaks
+
+
+@pytest.mark.parametrize("name", ["annotated.mp4", "annotated.webm"])
+def test_the_annotated_video_has_frames_without_a_face(tmp_path, name):
+    """Frames where nobody is in view (NaN motion) are drawn too, in both containers."""
+    from microexp.edge.analysis import AnalysisOptions, analyse
+    folder = make_clip(tmp_path / "clip", frames=6)
+    for i, path in enumerate(sorted(folder.iterdir())):
+        if i % 2:
+            cv2.imwrite(str(path), np.full((768, 768, 3), 90, np.uint8))  # nobody in view
+    with Pipeline(PipelineConfig(emotion_model=None)) as pipe:
+        result = analyse(pipe, FrameSource(str(folder), fps=30), AnalysisOptions(tmp_path / "out", video=True,
+                                                                                  video_name=name, timeline=False))
+    assert result.summary["lost"] == 3
+    cap = cv2.VideoCapture(result.summary["video"])
+    frames = 0
+    while cap.read()[0]:
+        frames += 1
+    cap.release()
+    assert frames == 6

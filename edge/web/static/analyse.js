@@ -42,17 +42,23 @@ function showResult(job) {
   const s = job.summary;
   $("summary").textContent = `${s.frames} frames, ${s.faces} face(s), ${s.events} event(s), ${s.lost} frames without a face` +
     (s.cut ? `; ${s.cut}` : "") + (s.ended_early ? `; ${s.ended_early}` : "");
+  $("notes").textContent = (s.notes || []).join(" ");
+  $("about").hidden = !(s.notes || []).length;
   const base = `/api/jobs/${job.id}/files/`;
   $("timeline").src = base + "timeline.png";
   $("timeline").hidden = !job.files.includes("timeline.png");
   $("video").src = job.files.includes("annotated.webm") ? base + "annotated.webm" : "";
   const tbody = $("events"); tbody.textContent = "";
+  if (!(job.events || []).length) {
+    const tr = document.createElement("tr"), td = document.createElement("td");
+    td.colSpan = 7; td.textContent = "no events spotted"; tr.appendChild(td); tbody.appendChild(tr);
+  }
   for (const e of job.events || []) {
     const tr = document.createElement("tr");
     const peak = Object.entries(e.peak_au || {}).sort((a, b) => b[1] - a[1]).slice(0, 3)
       .map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ");
     for (const cell of [e.id, e.face_id, e.onset_time.toFixed(3), e.apex_time.toFixed(3), e.offset_time.toFixed(3),
-                        ((e.offset_time - e.onset_time) * 1000).toFixed(0), peak]) {
+                        e.duration_ms.toFixed(0), peak]) {
       const td = document.createElement("td"); td.textContent = cell; tr.appendChild(td);
     }
     tbody.appendChild(tr);
@@ -100,6 +106,7 @@ $("upload").addEventListener("submit", async e => {
   const file = $("file").files[0];
   if (!file) { say("choose a video file first", true); return; }
   $("result").hidden = true;
+  say("");
   try {
     const job = await upload(file);
     location.hash = `job=${job.id}`;  // hashchange follows it

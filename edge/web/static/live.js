@@ -144,14 +144,16 @@ function connect() {
     if (m.type === "hello") {
       status = m; buildAus(m.aus); trace = [];
       eventsEl.textContent = "";  // the server sends the events it keeps again (after a restart, its own)
+      document.getElementById("notes").textContent = (m.notes || []).join(" ");
+      document.getElementById("about").hidden = !(m.notes || []).length;
       setState(m.state + (m.message ? ": " + m.message : ""));
     } else {
       onUpdate(m);
     }
   };
-  ws.onclose = () => {
+  ws.onclose = e => {
     stats.connected = false; stats.reconnects += 1;
-    setState("disconnected, reconnecting…", true);
+    setState(e.code === 1013 ? `server busy (${e.reason}), trying again…` : "disconnected, reconnecting…", true);
     setTimeout(connect, retry);
     retry = Math.min(retry * 2, 3000);
   };

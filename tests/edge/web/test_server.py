@@ -34,7 +34,7 @@ def video(tmp_path_factory):
 def server(tmp_path_factory):
     jobs = tmp_path_factory.mktemp("jobs")
     s = Server("--jobs-dir", str(jobs), "--max-upload-mb", "2.5", "--max-duration", "4", "--workers", "1",
-               "--max-waiting", "0", "--max-clients", "2", "--max-connections", "12", token=TOKEN).start()
+               "--max-waiting", "0", "--max-clients", "2", "--upload-timeout", "2", token=TOKEN).start()
     s.jobs = jobs
     s.wait_running()
     yield s
@@ -232,27 +232,117 @@ def test_concurrent_jobs_are_bounded(server, video, tmp_path):
 # -- connections -------------------------------------------------------------------------------------
 
 def test_live_clients_are_bounded(server):
+    from websockets.exceptions import ConnectionClosedError
     headers = {"X-Microexp-Token": TOKEN}
     with connect(ws_url(server), additional_headers=headers, open_timeout=10), \
             connect(ws_url(server), additional_headers=headers, open_timeout=10):
-        with pytest.raises(InvalidStatus):
-            with connect(ws_url(server), additional_headers=headers, open_timeout=10):
-                pass
+        with connect(ws_url(server), additional_headers=headers, open_timeout=10) as third:
+            with pytest.raises(ConnectionClosedError) as closed:
+                third.recv(timeout=10)
+        assert closed.value.rcvd.code == 1013 and "at most 2 live clients" in closed.value.rcvd.reason
     wait_for(lambda: json.loads(server.get("/api/status")[1])["clients"] == 0, 10, "the slots to be freed")
     with connect(ws_url(server), additional_headers=headers, open_timeout=10) as ws:
         assert json.loads(ws.recv(timeout=10))["type"] == "hello"
 
 
-def test_open_connections_are_bounded(server):
-    idle = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(12)]
+def test_simultaneous_streams_respect_the_client_limit(server):
+    import http.client
+    import threading
+    wait_for(lambda: json.loads(server.get("/api/status")[1])["clients"] == 0, 10, "no stream open")
+    answers, conns, barrier = [], [], threading.Barrier(12)
+
+    def open_stream():
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conns.append(conn)
+        barrier.wait()
+        conn.request("GET", "/api/results", headers={"Authorization": f"Bearer {TOKEN}"})
+        answers.append(conn.getresponse().status)
+
+    threads = [threading.Thread(target=open_stream) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
     try:
-        time.sleep(0.5)
-        status, body, _ = server.get("/api/status")
-        assert status == 503
+        assert sorted(answers) == [200, 200] + [503] * 10
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+def test_half_sent_requests_neither_lock_others_out_nor_linger(server):
+    """70 connections that send part of a request and then nothing (no token needed for that):
+    a real client is still answered at once, and the server closes them after its deadline."""
+    from microexp.edge.web.protocol import HeaderDeadlineProtocol
+    idle = []
+    for _ in range(70):
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        s.sendall(b"GET / HTTP/1.1\r\n")
+        idle.append(s)
+    try:
+        status, _, _ = server.get("/api/status")
+        assert status == 200
+        time.sleep(HeaderDeadlineProtocol.HEADER_TIMEOUT_S + 2)
+        for s in idle:
+            s.settimeout(5)
+            assert s.recv(100) == b""  # closed by the server
     finally:
         for s in idle:
             s.close()
-    wait_for(lambda: server.get("/api/status")[0] == 200, 10, "connections to be accepted again")
+
+
+def test_a_stalled_upload_is_dropped_and_frees_its_place(server, video):
+    import http.client
+    before = job_folders(server)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    conn.putrequest("POST", "/api/jobs")
+    conn.putheader("Authorization", f"Bearer {TOKEN}")
+    conn.putheader("Content-Length", "100000")
+    conn.endheaders()
+    conn.send(video.read_bytes()[:100])  # then nothing (--upload-timeout 2)
+    t0 = time.monotonic()
+    r = conn.getresponse()
+    assert r.status == 408 and b"stalled" in r.read() and time.monotonic() - t0 < 15
+    conn.close()
+    assert job_folders(server) == before
+    status, job = upload(server, video.read_bytes())
+    assert status == 201
+    assert wait_job(server, job["id"])["state"] == "done"
+
+
+def test_requests_in_progress_are_bounded_after_the_token_check():
+    """In process: with max_requests 2, a third request in progress answers 503, and requests
+    without the token are refused without taking a place."""
+    import asyncio
+
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from microexp.edge.web.app import Gate
+
+    release = asyncio.Event()
+
+    async def slow(request):
+        await release.wait()
+        return PlainTextResponse("done")
+
+    app = Gate(Starlette(routes=[Route("/", slow)]), Access(TOKEN), max_requests=2)
+
+    async def scenario():
+        transport = httpx.ASGITransport(app=app)
+        good = {"Authorization": f"Bearer {TOKEN}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            held = [asyncio.ensure_future(client.get("/", headers=good)) for _ in range(2)]
+            await asyncio.sleep(0.1)
+            refused = [await client.get("/") for _ in range(5)]  # no token: 401, not counted
+            third = await client.get("/", headers=good)
+            release.set()
+            return [r.status_code for r in refused], third.status_code, [(await h).status_code for h in held]
+
+    refused, third, held = asyncio.run(scenario())
+    assert refused == [401] * 5 and third == 503 and held == [200, 200]
 
 
 def test_a_stalled_client_is_dropped_without_slowing_the_analysis(server):
