@@ -34,6 +34,7 @@ class Command:
 
 COMMANDS = (
     Command("run", "run", "analyse a video, folder of frames or camera"),
+    Command("batch", "batch", "many videos or frame folders, each into its own folder, on a process pool, resumable"),
     Command("bench", "bench", "per-frame latency beside the seed-style baseline"),
     Command("serve", "serve", "the live analysis as a web page (kiosks), video uploads and a JSON API",
             ("starlette", "uvicorn", "websockets"), SERVE_EXTRA),

@@ -1,0 +1,159 @@
+"""Many inputs analysed into one output folder: `microexp batch` (local process pool).
+
+Each input is analysed as `microexp run` would (edge.analysis.analyse) into its own folder under
+the output, first under `.partial/` and renamed into place when whole, so a killed worker or
+driver never leaves half an input's results. `manifest.json` (written atomically by the driver
+only) records each input's state; a rerun skips inputs already done and retries the others. A
+failing input is recorded with its error and the batch goes on. `summary.csv` has a row per input.
+
+Not yet here: Ray, splitting a long input into time ranges, and a PNG overview of the batch."""
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import json
+import os
+import re
+import shutil
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional
+
+from .atomic_io import atomic_write_json, replacing
+from .config import PipelineConfig
+from .sources import IMAGE_SUFFIXES
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv"}
+MANIFEST = "manifest.json"
+PENDING, DONE, FAILED = "pending", "done", "failed"
+SUMMARY_COLUMNS = ("input", "folder", "state", "frames", "tracked_fraction", "faces", "events", "error")
+
+
+def _is_frame_folder(path: Path) -> bool:
+    return path.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir())
+
+
+def expand_inputs(items: Iterable[str]) -> List[str]:
+    """Video files, frame folders (SAMM/CASME II: a folder of one clip's images), glob patterns,
+    list files (`@list.txt`: one input per line) and folders of those, as a sorted list of
+    distinct paths; ValueError naming what matched nothing."""
+    found: List[str] = []
+
+    def add(path: Path, named: str):
+        if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+            found.append(str(path.resolve()))
+        elif _is_frame_folder(path):
+            found.append(str(path.resolve()))
+        elif path.is_dir():  # a data set's root: every clip below it
+            inside = [p for p in sorted(path.iterdir()) if p.suffix.lower() in VIDEO_SUFFIXES or _is_frame_folder(p)
+                      or (p.is_dir() and not p.name.startswith("."))]
+            if not inside:
+                raise ValueError(f"batch input {named}: folder holds no videos or frame folders")
+            for p in inside:
+                add(p, str(p))
+        else:
+            raise ValueError(f"batch input {named}: not a video file ({', '.join(sorted(VIDEO_SUFFIXES))}) "
+                             "or a folder of frames")
+
+    for item in items:
+        if item.startswith("@"):
+            listed = Path(item[1:])
+            if not listed.is_file():
+                raise FileNotFoundError(f"batch input {item}: no such list file")
+            lines = [line.strip() for line in listed.read_text().splitlines()]
+            for line in lines:
+                if line and not line.startswith("#"):
+                    add(listed.parent / line if not os.path.isabs(line) else Path(line), line)
+        elif glob.has_magic(item):
+            matches = sorted(glob.glob(item, recursive=True))
+            if not matches:
+                raise ValueError(f"batch input {item}: the pattern matches nothing")
+            for m in matches:
+                add(Path(m), m)
+        elif not Path(item).exists():
+            raise FileNotFoundError(f"batch input {item}: no such file or folder")
+        else:
+            add(Path(item), item)
+    return sorted(dict.fromkeys(found))
+
+
+def folder_name(uri: str) -> str:
+    """An output folder name for an input: its name made safe, and 8 hex digits of its full path
+    (two clips called 001 in different subjects' folders do not collide)."""
+    path = Path(uri)
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{path.parent.name}_{path.stem}" if path.is_dir() else path.stem)
+    return f"{stem[:80]}-{hashlib.sha1(uri.encode()).hexdigest()[:8]}"
+
+
+def analyse_input(uri: str, folder: str, out: str, config: Dict[str, object], fmt: str = "csv") -> Dict[str, object]:
+    """One input into out/folder (in a worker process): written under out/.partial, then renamed."""
+    from .analysis import COMPLETE, AnalysisOptions, analyse
+    from .pipeline import Pipeline
+    from .sources import FrameSource
+    final = Path(out) / folder
+    partial = Path(out) / ".partial" / f"{folder}.{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    with Pipeline(PipelineConfig(**config)) as pipe:
+        result = analyse(pipe, FrameSource(uri), AnalysisOptions(partial, format=fmt))
+    if result.ended != COMPLETE:
+        raise RuntimeError(result.message or result.ended)
+    shutil.rmtree(final, ignore_errors=True)  # an earlier attempt's, never a finished one (the manifest says)
+    os.replace(partial, final)
+    s = result.summary
+    return {"frames": s["frames"], "tracked_fraction": round(1 - s["lost"] / s["frames"], 4) if s["frames"] else 0.0,
+            "faces": s["faces"], "events": s["events"]}
+
+
+def load_manifest(out: Path) -> Dict[str, dict]:
+    path = out / MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())["inputs"]
+    except (ValueError, KeyError) as err:
+        raise ValueError(f"{path}: not a batch manifest ({err}); choose another --out") from None
+
+
+def run_batch(inputs: List[str], out: Path, config: PipelineConfig, workers: int = 1, fmt: str = "csv",
+              on_done: Optional[Callable[[str, dict], None]] = None) -> Dict[str, dict]:
+    """Analyse every input not yet done in out's manifest; returns the manifest's inputs."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = load_manifest(out)
+    for uri in inputs:
+        entry = manifest.setdefault(uri, {"folder": folder_name(uri), "state": PENDING})
+        if entry["state"] != DONE:
+            entry["state"] = PENDING
+    save = lambda: atomic_write_json(out / MANIFEST, {"inputs": manifest})  # noqa: E731
+    save()
+    todo = [uri for uri in inputs if manifest[uri]["state"] != DONE]
+    settings = asdict(config)
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(analyse_input, uri, manifest[uri]["folder"], str(out), settings, fmt): uri
+                   for uri in todo}
+        for future in as_completed(futures):
+            uri = futures[future]
+            entry = manifest[uri]
+            try:
+                entry.update(future.result(), state=DONE, error="")
+            except Exception as err:  # reported in the manifest and the summary; the batch goes on
+                entry.update(state=FAILED, error=f"{type(err).__name__}: {err}")
+            save()
+            if on_done:
+                on_done(uri, entry)
+    shutil.rmtree(out / ".partial", ignore_errors=True)
+    write_summary(out, {uri: manifest[uri] for uri in inputs})
+    return manifest
+
+
+def write_summary(out: Path, entries: Dict[str, dict]) -> Path:
+    path = out / "summary.csv"
+    with replacing(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for uri, entry in entries.items():
+            writer.writerow({"input": uri, **entry})
+    return path
