@@ -4,9 +4,10 @@ Each input is analysed as `microexp run` would (edge.analysis.analyse) into its 
 the output, first under `.partial/` and renamed into place when whole, so a killed worker or
 driver never leaves half an input's results. `manifest.json` (written atomically by the driver
 only) records each input's state; a rerun skips inputs already done and retries the others. A
-failing input is recorded with its error and the batch goes on. `summary.csv` has a row per input.
+failing input is recorded with its error and the batch goes on. `summary.csv` has a row per
+input, `summary.png` the same at a glance.
 
-Not yet here: Ray, splitting a long input into time ranges, and a PNG overview of the batch."""
+Not yet here: Ray, and splitting a long input into time ranges."""
 from __future__ import annotations
 
 import csv
@@ -104,7 +105,19 @@ def analyse_input(uri: str, folder: str, out: str, config: Dict[str, object], fm
     os.replace(partial, final)
     s = result.summary
     return {"frames": s["frames"], "tracked_fraction": round(1 - s["lost"] / s["frames"], 4) if s["frames"] else 0.0,
-            "faces": s["faces"], "events": s["events"]}
+            "faces": s["faces"], "events": s["events"], "au_present": au_presence(final / f"frames.{fmt}")}
+
+
+def au_presence(frames_path: Path) -> Dict[str, int]:
+    """Rows with each AU decided present (its AUxx_c column is 1)."""
+    counts: Dict[str, int] = {}
+    with open(frames_path, newline="") as f:
+        records = csv.DictReader(f) if frames_path.suffix == ".csv" else (json.loads(line) for line in f)
+        for record in records:
+            for key, value in record.items():
+                if key.startswith("AU") and key.endswith("_c"):
+                    counts[key[:-2]] = counts.get(key[:-2], 0) + (str(value) == "1")
+    return counts
 
 
 def load_manifest(out: Path) -> Dict[str, dict]:
@@ -150,10 +163,49 @@ def run_batch(inputs: List[str], out: Path, config: PipelineConfig, workers: int
 
 
 def write_summary(out: Path, entries: Dict[str, dict]) -> Path:
+    """summary.csv (a row per input; `AUxx_present`: rows with the AU decided present) and
+    summary.png (the same at a glance)."""
+    aus = sorted({au for e in entries.values() for au in e.get("au_present", {})})
     path = out / "summary.csv"
     with replacing(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(f, fieldnames=list(SUMMARY_COLUMNS) + [f"{au}_present" for au in aus],
+                                extrasaction="ignore")
         writer.writeheader()
         for uri, entry in entries.items():
-            writer.writerow({"input": uri, **entry})
+            counts = {f"{au}_present": n for au, n in entry.get("au_present", {}).items()}
+            writer.writerow({"input": uri, **entry, **counts})
+    overview(entries, out / "summary.png")
+    return path
+
+
+def overview(entries: Dict[str, dict], path: Path) -> Path:
+    """A PNG drawn with OpenCV: per input, its name, state, the tracked fraction as a bar, frames
+    and events; failed inputs in red with the start of their error."""
+    import cv2
+    import numpy as np
+    row_h, width = 26, 1100
+    img = np.full((row_h * (len(entries) + 2), width, 3), 255, np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    for x, title in ((10, "input"), (430, "tracked"), (640, "frames"), (740, "events"), (840, "AU rows present")):
+        cv2.putText(img, title, (x, 18), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    for i, (uri, e) in enumerate(entries.items()):
+        y = row_h * (i + 2) - 8
+        failed = e.get("state") != DONE
+        colour = (40, 39, 214) if failed else (40, 40, 40)
+        cv2.putText(img, Path(uri).name[-48:] if not Path(uri).is_dir() else "/".join(Path(uri).parts[-2:])[-48:],
+                    (10, y), font, 0.45, colour, 1, cv2.LINE_AA)
+        if failed:
+            cv2.putText(img, (e.get("error") or e.get("state", ""))[:90], (430, y), font, 0.4, colour, 1, cv2.LINE_AA)
+            continue
+        bar = int(200 * float(e.get("tracked_fraction", 0.0)))
+        cv2.rectangle(img, (430, y - 12), (430 + bar, y + 2), (44, 160, 44), -1)
+        cv2.rectangle(img, (430, y - 12), (630, y + 2), (160, 160, 160), 1)
+        cv2.putText(img, str(e.get("frames", "")), (640, y), font, 0.45, colour, 1, cv2.LINE_AA)
+        cv2.putText(img, str(e.get("events", "")), (740, y), font, 0.45, colour, 1, cv2.LINE_AA)
+        present = ", ".join(f"{au} {n}" for au, n in sorted(e.get("au_present", {}).items()))
+        cv2.putText(img, present[:40], (840, y), font, 0.45, colour, 1, cv2.LINE_AA)
+    with replacing(path) as tmp:
+        if not cv2.imwrite(str(tmp.with_suffix(".png")), img):
+            raise OSError(f"could not write {path}")
+        tmp.with_suffix(".png").replace(tmp)
     return path

@@ -59,6 +59,11 @@ def test_batch_gives_run_rows_reports_a_corrupt_input_and_resumes(data, tmp_path
         summary = {r["input"]: r for r in csv.DictReader(f)}
     clip = next(u for u in inputs if u != bad)
     assert summary[bad]["state"] == FAILED and summary[clip]["state"] == DONE and summary[clip]["frames"] == "16"
+    with open(out / manifest[clip]["folder"] / "frames.csv", newline="") as f:
+        present = sum(r["AU04_c"] == "1" for r in csv.DictReader(f))
+    assert summary[clip]["AU04_present"] == str(present) and summary[bad]["AU04_present"] == ""
+    import cv2
+    assert cv2.imread(str(out / "summary.png")).shape == (26 * 5, 1100, 3)  # a header and 3 inputs
     assert not (out / ".partial").exists()
     # A rerun leaves finished inputs alone and tries the failed one again.
     done_file = out / manifest[clip]["folder"] / "frames.csv"
