@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from microexp.cli.run import _size
 from microexp.edge.backends import BACKENDS
 from microexp.edge.config import SAMPLE_CLIP, SPOT_SCORES, PipelineConfig
 from microexp.edge.flow import METHODS
@@ -48,11 +49,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spot-score", choices=SPOT_SCORES, default=d["spot_score"].default)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--backend", default="auto", choices=BACKENDS)
-
-
-def _size(text: str):
-    from microexp.cli.run import _size as parse
-    return parse(text)
 
 
 def _file_problem(source: str) -> str:

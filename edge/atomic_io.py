@@ -36,3 +36,23 @@ def atomic_write_text(path, text: str) -> Path:
 
 def atomic_write_json(path, payload, indent: int = 1) -> Path:
     return atomic_write_text(path, json.dumps(payload, indent=indent, default=str) + "\n")
+
+
+def atomic_write_image(path, image) -> Path:
+    """An image file (its format from the suffix, as cv2.imwrite reads it) written whole or not
+    at all; OSError when OpenCV cannot write it."""
+    import cv2
+    path = Path(path)
+    with replacing(path) as tmp:
+        encoded = tmp.with_name(tmp.name + path.suffix)  # imwrite picks the format from the name
+        try:
+            try:
+                written = cv2.imwrite(str(encoded), image)
+            except cv2.error as err:  # an empty or unsupported image
+                raise OSError(f"cannot write {path}: {str(err).strip().splitlines()[-1]}") from None
+            if not written:
+                raise OSError(f"cannot write {path}")
+            encoded.replace(tmp)
+        finally:
+            encoded.unlink(missing_ok=True)
+    return path

@@ -23,7 +23,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional
 
-from .atomic_io import atomic_write_json, replacing
+from .atomic_io import atomic_write_image, atomic_write_json, replacing
 from .config import PipelineConfig
 from .sources import IMAGE_SUFFIXES
 
@@ -204,8 +204,4 @@ def overview(entries: Dict[str, dict], path: Path) -> Path:
         cv2.putText(img, str(e.get("events", "")), (740, y), font, 0.45, colour, 1, cv2.LINE_AA)
         present = ", ".join(f"{au} {n}" for au, n in sorted(e.get("au_present", {}).items()))
         cv2.putText(img, present[:40], (840, y), font, 0.45, colour, 1, cv2.LINE_AA)
-    with replacing(path) as tmp:
-        if not cv2.imwrite(str(tmp.with_suffix(".png")), img):
-            raise OSError(f"could not write {path}")
-        tmp.with_suffix(".png").replace(tmp)
-    return path
+    return atomic_write_image(path, img)

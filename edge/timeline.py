@@ -9,6 +9,8 @@ from typing import List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from .atomic_io import atomic_write_image
+
 COLOURS = [(180, 119, 31), (14, 127, 255), (44, 160, 44), (40, 39, 214), (189, 103, 148),
            (75, 86, 140), (194, 119, 227), (127, 127, 127)]
 
@@ -104,9 +106,7 @@ class Timeline:
                 ("green: spotted events", (right + 15, mid + 20)), ("red bar: annotation", (right + 15, mid + 42))]
         for s, org in text:
             cv2.putText(img, s, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-        path = Path(path)
-        tmp = path.with_name(path.stem + ".tmp.png")
-        if not cv2.imwrite(str(tmp), img):
-            raise OSError(f"Timeline: cannot write {path}")
-        tmp.replace(path)
-        return path
+        try:
+            return atomic_write_image(path, img)
+        except OSError as err:
+            raise OSError(f"Timeline: {err}") from None

@@ -55,14 +55,14 @@ class Gate:
         if why is not None:
             if scope["type"] == "websocket":
                 return await send({"type": "websocket.close", "code": 1008, "reason": why[1][:120]})
-            await self._drain(receive)
+            await drain(receive)
             return await JSONResponse({"error": why[1]}, status_code=why[0])(scope, receive, send)
         if scope["type"] == "websocket":
             return await self.app(scope, receive, send)
         if self.in_progress >= self.max_requests:
             busy = JSONResponse({"error": f"more than {self.max_requests} requests in progress; try again"},
                                 status_code=503, headers={"Retry-After": "1"})
-            await self._drain(receive)
+            await drain(receive)
             return await busy(scope, receive, send)
         self.in_progress += 1
         try:
@@ -71,17 +71,18 @@ class Gate:
             self.in_progress -= 1
 
 
-    @staticmethod
-    async def _drain(receive, most: int = 8 * 2**20, idle_s: float = 5.0) -> None:
-        """Read (and drop) some of a refused request's body, so that a client still sending it
-        gets the answer rather than a broken connection."""
-        seen = 0
-        with contextlib.suppress(asyncio.TimeoutError):
-            while seen <= most:
-                message = await asyncio.wait_for(receive(), idle_s)
-                seen += len(message.get("body", b""))
-                if message["type"] != "http.request" or not message.get("more_body"):
-                    break
+
+async def drain(receive, most: int = 8 * 2**20, idle_s: float = 5.0) -> None:
+    """Read (and drop) some of a refused request's body, so that a client still sending it gets
+    the answer rather than a broken connection; beyond `most` bytes, or `idle_s` of silence, it
+    may not."""
+    seen = 0
+    with contextlib.suppress(asyncio.TimeoutError):
+        while seen <= most:
+            message = await asyncio.wait_for(receive(), idle_s)
+            seen += len(message.get("body", b""))
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
 
 
 def update_message(snap, trace, events, state: str) -> dict:
@@ -210,17 +211,6 @@ def create_app(live: LiveAnalysis, jobs: JobStore, access: Access, limits: Optio
         except asyncio.TimeoutError:
             raise JobError(f"the upload stalled: nothing arrived for {limits.upload_idle_s:g} s", 408) from None
 
-    async def drain(body, most: int = 8 * 2**20):
-        """Read (and drop) some of a refused upload before answering, so that a client still
-        sending gets the answer instead of a broken connection; beyond `most` it may not."""
-        seen = 0
-        with contextlib.suppress(JobError, ClientDisconnect):
-            while seen <= most:
-                chunk = await next_chunk(body)
-                if chunk is None:
-                    break
-                seen += len(chunk)
-
     async def create_job(request):
         body = request.stream()
         try:
@@ -230,7 +220,7 @@ def create_app(live: LiveAnalysis, jobs: JobStore, access: Access, limits: Optio
                                "accepted", 413)
             job = jobs.open_upload(unquote(request.headers.get("x-filename", "upload")))
         except JobError:
-            await drain(body)
+            await drain(request.receive)
             raise
         submitted = False
         try:
@@ -242,7 +232,7 @@ def create_app(live: LiveAnalysis, jobs: JobStore, access: Access, limits: Optio
                         break
                     size += len(chunk)
                     if size > jobs.limits.max_upload_bytes:
-                        await drain(body)
+                        await drain(request.receive)
                         raise JobError(f"the upload is over {jobs.limits.max_upload_bytes} bytes, the most accepted", 413)
                     f.write(chunk)
             if size == 0:

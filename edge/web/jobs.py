@@ -26,6 +26,7 @@ from ..analysis import COMPLETE, AnalysisOptions, analyse
 from ..atomic_io import atomic_write_json
 from ..pipeline import Pipeline
 from ..sources import FrameSource
+from .live import duration_ms
 
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 # The files a finished job offers, and their media types.
@@ -286,7 +287,7 @@ class JobStore:
         path = self.file(job_id, "events.jsonl")
         events = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         for e in events:  # as the live list gives it
-            e["duration_ms"] = round((e["offset_time"] - e["onset_time"]) * 1e3, 1)
+            e["duration_ms"] = duration_ms(e["onset_time"], e["offset_time"])
         return events
 
     def close(self) -> None:

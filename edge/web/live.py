@@ -12,7 +12,8 @@ import math
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable, Dict, List, Optional, Tuple
 
 import cv2
@@ -40,13 +41,17 @@ def face_summary(result: FrameResult) -> Dict[str, object]:
             "motion": _finite(result.motion.get("motion_local"))}
 
 
+def duration_ms(onset_time: float, offset_time: float) -> float:
+    return round((offset_time - onset_time) * 1e3, 1)
+
+
 def event_record(event, event_id: int) -> Dict[str, object]:
     """An event as the page and the API list it: its id, face, times and strongest AUs."""
     record = dataclasses.asdict(event)
     peak = sorted(((k, v) for k, v in (event.peak_au or {}).items() if math.isfinite(v)), key=lambda kv: -kv[1])
     record["id"] = event_id
     record["peak_au"] = {k: round(v, 3) for k, v in peak[:3]}
-    record["duration_ms"] = round((event.offset_time - event.onset_time) * 1e3, 1)
+    record["duration_ms"] = duration_ms(event.onset_time, event.offset_time)
     if event.emotion:
         record["emotion"] = {k: round(v, 3) for k, v in event.emotion.items() if math.isfinite(v)}
     return record
@@ -60,10 +65,15 @@ class Snapshot:
     frame: int
     timestamp: float  # the source's clock (seconds)
     size: Tuple[int, int]  # width, height of the source frame (boxes are in its pixels)
-    faces: List[Dict[str, object]]
+    results: List[FrameResult]
     latency_ms: float  # the pipeline's time for this frame
     preview_seq: int = 0  # the seq of the newest preview picture
-    extra: Dict[str, object] = field(default_factory=dict)
+
+    @cached_property
+    def faces(self) -> List[Dict[str, object]]:
+        """What the page shows of each tracked face (the one no-face result when none is):
+        made when a client reads it, not on every analysed frame."""
+        return [face_summary(r) for r in self.results if r.success] or [face_summary(self.results[0])]
 
 
 class LiveAnalysis:
@@ -163,6 +173,8 @@ class LiveAnalysis:
             pipe.use_fps(source.fps)
         self.fps = source.fps
         self.state, self.message = "running", ""
+        with self._lock:
+            self.trace.clear()  # a new source's clock starts again
         t0 = first = None
         for frame in source:
             if self._stop.is_set():
@@ -196,15 +208,14 @@ class LiveAnalysis:
             self.snapshot = Snapshot(
                 seq=self.frames, captured=captured, frame=frame.index, timestamp=frame.timestamp,
                 size=(frame.image.shape[1], frame.image.shape[0]),
-                faces=[face_summary(r) for r in results if r.success] or [face_summary(first)],
+                results=results,
                 latency_ms=sum(r.latency_ms.get("total", 0.0) for r in results),
                 preview_seq=self.frames if preview is not None else previous)
             if preview is not None:
                 self._preview = preview
             self.latencies.append(self.snapshot.latency_ms)
             self.trace.append((self.frames, frame.timestamp, _finite(first.action), _finite(first.motion.get("motion_local"))))
-            while self.trace and self.trace[0][1] < frame.timestamp - self.trace_s or \
-                    (self.trace and self.trace[0][1] > frame.timestamp):  # a file starting again
+            while self.trace[0][1] < frame.timestamp - self.trace_s:
                 self.trace.popleft()
             for r in results:
                 if r.event is not None:
@@ -254,7 +265,7 @@ class LiveAnalysis:
                 "frames": self.frames, "events": self.event_count, "trace_s": self.trace_s, "aus": list(self.au_names),
                 "emotions": list(self.emotion_names), "notes": self.notes,
                 "uptime_s": round(time.time() - self.started_at, 1),
-                "faces": len(snap.faces) if snap and snap.faces[0]["success"] else 0,
+                "faces": sum(r.success for r in snap.results) if snap else 0,
                 "latency_ms": None if lat is None else {"p50": round(float(np.percentile(lat, 50)), 3),
                                                          "p90": round(float(np.percentile(lat, 90)), 3),
                                                          "frames": int(lat.size)}}

@@ -92,3 +92,23 @@ def test_the_command(data, tmp_path, capsys):
     assert main(["batch", str(data / "s1" / "001"), "--out", str(tmp_path / "b")]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["done"] == 1
     assert main(["batch", str(data / "bad.mp4"), "--out", str(tmp_path / "c")]) == 1
+
+
+def test_an_output_folder_with_a_foreign_manifest_is_refused(data, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "manifest.json").write_text("{not json")
+    with pytest.raises(ValueError, match="manifest.json: not a batch manifest"):
+        run_batch([str((data / "s1" / "001").resolve())], out, PipelineConfig())
+    assert main(["batch", str(data / "s1" / "001"), "--out", str(out), "--workers", "0"]) == 2
+
+
+def test_an_image_is_written_whole_or_not_at_all(tmp_path):
+    import numpy as np
+
+    from microexp.edge.atomic_io import atomic_write_image
+    path = atomic_write_image(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))
+    assert path.is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+    with pytest.raises(OSError, match="cannot write"):
+        atomic_write_image(tmp_path / "b.png", np.zeros((0, 0), np.uint8))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]

@@ -486,3 +486,10 @@ def test_the_pages_load_nothing_from_elsewhere():
     assert names == ["analyse.html", "analyse.js", "live.html", "live.js", "style.css"]
     for path in static.iterdir():
         assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", path.read_text()), path.name
+
+
+@pytest.mark.parametrize("option, value", [("--display-fps", "0"), ("--max-upload-mb", "-1"), ("--workers", "0"),
+                                           ("--max-requests", "0"), ("--upload-timeout", "0"), ("--max-waiting", "-1")])
+def test_settings_out_of_range_are_named(capsys, option, value):
+    assert main(["serve", option, value, "--port", "1"]) == 2
+    assert option in capsys.readouterr().err
