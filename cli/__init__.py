@@ -34,7 +34,7 @@ class Command:
 
 COMMANDS = (
     Command("run", "run", "analyse a video, folder of frames or camera"),
-    Command("batch", "batch", "many videos or frame folders, each into its own folder, on a process pool, resumable"),
+    Command("batch", "batch", "many videos or frame folders, each into its own folder, on a process pool or Ray, resumable"),
     Command("bench", "bench", "per-frame latency beside the seed-style baseline"),
     Command("serve", "serve", "the live analysis as a web page (kiosks), video uploads and a JSON API",
             ("starlette", "uvicorn", "websockets"), SERVE_EXTRA),
@@ -79,8 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _input_errors() -> tuple:
+    from microexp.edge.distributed import RayUnavailable
     from microexp.edge.trt import TensorRTUnavailable
-    return ValueError, OSError, TensorRTUnavailable
+    return ValueError, OSError, TensorRTUnavailable, RayUnavailable
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -1,5 +1,5 @@
 """`microexp batch INPUT... --out DIR`: many videos or frame folders, each analysed as `microexp
-run` would into its own folder, resumable (microexp.edge.batch). Work in progress (issue 24)."""
+run` would into its own folder, resumable, on a process pool or Ray (microexp.edge.batch)."""
 from __future__ import annotations
 
 import argparse
@@ -14,7 +14,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="video files, frame folders, glob patterns ('data/**/*.mp4'), @list.txt, or a data set's root")
     p.add_argument("--out", required=True, help="output folder: a folder per input, manifest.json, summary.csv")
-    p.add_argument("--workers", type=int, default=1, help="inputs analysed at once (processes; default 1)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="inputs analysed at once (processes, or a local Ray instance's CPUs; default 1)")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run the inputs as Ray tasks: on a local Ray instance started for the run, or on the "
+                        "cluster at ADDRESS (ray://host:10001, host:6379 or auto); pip install 'microexp-edge[ray]'")
     p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     p.add_argument("--flow", default="farneback")
 
@@ -30,7 +34,8 @@ def run(args) -> int:
     def done(uri, entry):
         print(f"{entry['state']}: {uri}" + (f" ({entry['error']})" if entry.get("error") else ""), file=sys.stderr)
 
-    manifest = run_batch(inputs, Path(args.out), PipelineConfig(flow=args.flow), args.workers, args.format, done)
+    manifest = run_batch(inputs, Path(args.out), PipelineConfig(flow=args.flow), args.workers, args.format, done,
+                         ray_address=args.ray)
     states = [manifest[u]["state"] for u in inputs]
     print(json.dumps({"inputs": len(inputs), "done": states.count(DONE), "failed": len(states) - states.count(DONE),
                       "summary": str(Path(args.out) / "summary.csv")}))

@@ -56,6 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     loso.add_argument("--workers", type=int, default=0, help="parallel folds (0: one per core, CPU only)")
     loso.add_argument("--folds", help="comma-separated subjects to run (default: all)")
     loso.add_argument("--checkpoint-every", type=int, default=10)
+    loso.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                      help="folds (and ensemble members, sweep inner folds) as Ray tasks: on a local Ray instance, "
+                           "or the cluster at ADDRESS; the run folder must be on storage every node sees")
+    loso.add_argument("--sweep", metavar="GRID",
+                      help="settings to choose from per fold, e.g. 'lr=5e-4,1e-3;epochs=40,60': each fold picks one "
+                           "by an inner leave-one-subject-out over its training subjects (never its test subject)")
     loso.add_argument("--int8-eval", action="store_true",
                       help="also export each fold's model to ONNX and INT8 and score those predictions")
     loso.add_argument("--ensemble", type=int, default=1,
@@ -155,9 +161,11 @@ def run(args) -> int:
         fold_extra = None
         if args.int8_eval:
             from microexp.export.fold_deployment import deployed_predictions as fold_extra
+        from microexp.training.sweep import parse_grid
         summary, paths = runs.loso(exp, args.set, args.data, args.out, command=command, workers=args.workers,
                                    folds=args.folds.split(",") if args.folds else None,
-                                   checkpoint_every=args.checkpoint_every, fold_extra=fold_extra)
+                                   checkpoint_every=args.checkpoint_every, fold_extra=fold_extra,
+                                   ray_address=args.ray, sweep=parse_grid(args.sweep) if args.sweep else None)
     elif args.train_command == "split":
         summary, paths = runs.split(exp, args.set, args.data, args.out, args.test_subjects.split(","),
                                     command=command)

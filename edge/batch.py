@@ -1,4 +1,4 @@
-"""Many inputs analysed into one output folder: `microexp batch` (local process pool).
+"""Many inputs analysed into one output folder: `microexp batch` (a local process pool or Ray).
 
 Each input is analysed as `microexp run` would (edge.analysis.analyse) into its own folder under
 the output, first under `.partial/` and renamed into place when whole, so a killed worker or
@@ -7,7 +7,8 @@ only) records each input's state; a rerun skips inputs already done and retries 
 failing input is recorded with its error and the batch goes on. `summary.csv` has a row per
 input, `summary.png` the same at a glance.
 
-Not yet here: Ray, and splitting a long input into time ranges."""
+With `ray_address` the inputs are Ray tasks (edge.distributed): a worker that dies is run again by
+Ray, and its half-written folder under .partial is never renamed into place."""
 from __future__ import annotations
 
 import csv
@@ -17,14 +18,13 @@ import json
 import os
 import re
 import shutil
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional
 
 from .atomic_io import atomic_write_image, atomic_write_json, replacing
 from .config import PipelineConfig
+from .distributed import TaskPool
 from .sources import IMAGE_SUFFIXES
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv"}
@@ -131,8 +131,10 @@ def load_manifest(out: Path) -> Dict[str, dict]:
 
 
 def run_batch(inputs: List[str], out: Path, config: PipelineConfig, workers: int = 1, fmt: str = "csv",
-              on_done: Optional[Callable[[str, dict], None]] = None) -> Dict[str, dict]:
-    """Analyse every input not yet done in out's manifest; returns the manifest's inputs."""
+              on_done: Optional[Callable[[str, dict], None]] = None, ray_address: Optional[str] = None) -> Dict[str, dict]:
+    """Analyse every input not yet done in out's manifest; returns the manifest's inputs.
+    ray_address: None for a process pool of `workers`; "" for a local Ray instance; else a Ray
+    cluster's address (edge.distributed.TaskPool)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     manifest = load_manifest(out)
@@ -144,15 +146,14 @@ def run_batch(inputs: List[str], out: Path, config: PipelineConfig, workers: int
     save()
     todo = [uri for uri in inputs if manifest[uri]["state"] != DONE]
     settings = asdict(config)
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(analyse_input, uri, manifest[uri]["folder"], str(out), settings, fmt): uri
-                   for uri in todo}
-        for future in as_completed(futures):
-            uri = futures[future]
+    with TaskPool(workers, ray_address) as pool:
+        for uri in todo:
+            pool.submit(analyse_input, uri, manifest[uri]["folder"], str(out), settings, fmt, key=uri)
+        for uri, result, err in pool.completed():
             entry = manifest[uri]
-            try:
-                entry.update(future.result(), state=DONE, error="")
-            except Exception as err:  # reported in the manifest and the summary; the batch goes on
+            if err is None:
+                entry.update(result, state=DONE, error="")
+            else:  # reported in the manifest and the summary; the batch goes on
                 entry.update(state=FAILED, error=f"{type(err).__name__}: {err}")
             save()
             if on_done:

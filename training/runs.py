@@ -58,9 +58,11 @@ def _landmarks(exp: Experiment, data: str):
 
 def loso(exp: Experiment, set_name: str, data: str, out: str, *, command: str, workers: int = 0,
          folds: Optional[Sequence[str]] = None, checkpoint_every: int = 10, fold_extra=None,
-         progress: bool = True) -> Tuple[dict, Paths]:
+         progress: bool = True, ray_address: Optional[str] = None, sweep=None) -> Tuple[dict, Paths]:
     """Every leave-one-subject-out fold (resumed from `out`), pooled into a summary and report.
-    `workers` 0: one per core (one on CUDA). `fold_extra`: see loso.FoldExtra."""
+    `workers` 0: one per core (one on CUDA). `fold_extra`: see loso.FoldExtra. `ray_address`:
+    the folds as Ray tasks (edge.distributed). `sweep`: a grid of settings each fold chooses
+    from on inner folds (training.sweep)."""
     from .fitting import default_device
     from .loso import run_loso
     from .report import summarise, write_report
@@ -69,13 +71,17 @@ def loso(exp: Experiment, set_name: str, data: str, out: str, *, command: str, w
     maps, targets, subjects, datasets, labels, _ = load_set(set_name, data)
     landmarks, found = _landmarks(exp, data)
     workers = workers or (os.cpu_count() or 1)
-    if default_device().type == "cuda":
+    if default_device().type == "cuda" and ray_address is None:
         workers = 1  # one process owns the GPU
     results = run_loso(exp, maps, targets, subjects, out_dir=out, workers=workers, folds=folds,
                        checkpoint_every=checkpoint_every, fold_extra=fold_extra, dataset=set_name,
-                       labels=labels, landmarks=landmarks, progress=progress, extra=_extra(exp, labels))
+                       labels=labels, landmarks=landmarks, progress=progress, extra=_extra(exp, labels),
+                       ray_address=ray_address, sweep=sweep)
     summary = summarise(exp, results, datasets, labels if exp.task == "au" else None)
     summary["command"] = command
+    if sweep is not None:  # what each fold chose, on its inner folds
+        summary["sweep"] = {"grid": sweep, "chosen": {r["subject"]: r.get("config") for r in results},
+                            "selection": "inner leave-one-subject-out over each fold's training subjects"}
     if found is not None:
         summary["landmarks_found"] = int(found.sum())
     return summary, write_report(summary, out)

@@ -1,0 +1,145 @@
+"""A small grid of training settings, chosen per LOSO fold without looking at its test subject.
+
+For each outer fold (one held-out subject), every configuration of the grid is scored by an inner
+leave-one-subject-out over that fold's training subjects only: each inner fold trains on the
+training subjects but one and predicts that one, and the configuration's score is the metric of
+its pooled inner predictions (UF1 for emotion, the mean F1 over AUs for AU detection). The best
+(the first in grid order on a tie) is then trained on all the training subjects and tested on the
+held-out one, so the reported figure never selected anything on test data. The inner results are
+files (<out>/sweep/<outer>/c<j>.<inner>.json), so a sweep resumes like the folds do, and each
+inner fold is a task of its own (on a process pool or a Ray cluster, training.loso)."""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+from microexp.edge.atomic_io import atomic_write_json
+
+from . import fitting, metrics
+from .experiment import Experiment
+from .inputs import prepare_inputs
+
+
+def parse_grid(text: str) -> List[Dict[str, object]]:
+    """'lr=5e-4,1e-3;epochs=20,40' -> every combination, each a dict of Experiment overrides
+    converted to the type of the setting's default; ValueError naming what is wrong."""
+    fields = {f.name: f for f in dataclasses.fields(Experiment)}
+    axes = []
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        name, sep, values = part.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not values.strip():
+            raise ValueError(f"--sweep {part!r}: expected name=value,value,...")
+        if name not in fields:
+            raise ValueError(f"--sweep: {name!r} is not a training setting (one of {', '.join(sorted(fields))})")
+        default = Experiment().__getattribute__(name)
+        kind = type(default) if isinstance(default, (bool, int, float, str)) else None
+        if kind is None:
+            raise ValueError(f"--sweep: {name!r} is not a number, flag or word setting")
+        axes.append([(name, _convert(name, kind, v.strip())) for v in values.split(",")])
+    if not axes:
+        raise ValueError("--sweep: no settings given")
+    return [dict(combo) for combo in itertools.product(*axes)]
+
+
+def _convert(name: str, kind, text: str):
+    try:
+        if kind is bool:
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1")
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"--sweep: {name}={text!r} is not a {kind.__name__}") from None
+
+
+def check_grid(exp: Experiment, grid: List[Dict[str, object]], out_dir) -> None:
+    if exp.protocol != "honest":
+        raise ValueError("--sweep chooses settings on inner folds; the oracle-epoch protocol selects on the test fold")
+    if out_dir is None:
+        raise ValueError("--sweep keeps its inner folds' results in the run folder; give one")
+    if not grid:
+        raise ValueError("--sweep: the grid is empty")
+    for overrides in grid:
+        configured(exp, overrides)  # raises on a setting the experiment refuses
+
+
+def configured(exp: Experiment, overrides: Dict[str, object]) -> Experiment:
+    return dataclasses.replace(exp, **overrides)
+
+
+def _inner_path(out_dir: Path, outer: str, j: int, inner: str) -> Path:
+    return Path(out_dir) / "sweep" / outer / f"c{j}.{inner}.json"
+
+
+def _inner_subjects(outer: str) -> List[str]:
+    from .loso import _SHARED
+    return sorted(set(np.asarray(_SHARED["subjects"]).tolist()) - {outer})
+
+
+def missing(grid: List[Dict[str, object]], outer: str, out_dir: Path, subjects=None) -> List[Tuple[int, str]]:
+    """(configuration, inner subject) pairs of `outer`'s inner folds without a result file."""
+    inner = sorted(set(np.asarray(subjects).tolist()) - {outer}) if subjects is not None else _inner_subjects(outer)
+    return [(j, t) for j in range(len(grid)) for t in inner if not _inner_path(out_dir, outer, j, t).is_file()]
+
+
+def inner_fold(exp: Experiment, grid: List[Dict[str, object]], outer: str, j: int, inner: str, out_dir: Path) -> str:
+    """Configuration j trained on every subject but `outer` and `inner`, its predictions on `inner`."""
+    import torch
+
+    from .loso import _SHARED
+    maps, targets, subjects = _SHARED["maps"], _SHARED["targets"], np.asarray(_SHARED["subjects"])
+    landmarks = _SHARED.get("landmarks")
+    torch.set_num_threads(int(_SHARED.get("threads", 1)))
+    config = configured(exp, grid[j])
+    train = (subjects != outer) & (subjects != inner)
+    test = subjects == inner
+    model = fitting.train_model(config, maps[train], targets[train],
+                                landmarks=None if landmarks is None else landmarks[train],
+                                subjects=subjects[train], extra=_SHARED.get("extra"))
+    x_test = prepare_inputs(config, maps[test], landmarks=None if landmarks is None else landmarks[test])
+    thresholds = getattr(model, "thresholds", None)
+    pred = fitting.predict(config, model, x_test, thresholds)
+    atomic_write_json(_inner_path(out_dir, outer, j, inner), {"pred": np.asarray(pred).tolist(),
+                                                              "true": targets[test].tolist()})
+    return inner
+
+
+def score(exp: Experiment, pred: np.ndarray, true: np.ndarray, num_classes: int) -> float:
+    """UF1 (emotion) or the mean F1 over AUs (au) of pooled predictions."""
+    if exp.task == "au":
+        f1 = [metrics.binary_f1(true[:, i], pred[:, i]) for i in range(true.shape[1])]
+        return float(np.nanmean(f1)) if not np.all(np.isnan(f1)) else 0.0  # NaN: an AU absent and never predicted
+    return float(metrics.uf1_uar(true.tolist(), pred.tolist(), num_classes)["uf1"])
+
+
+def choose(exp: Experiment, grid: List[Dict[str, object]], outer: str, out_dir: Path,
+           inner_subjects: List[str], num_classes: int) -> Tuple[int, List[float]]:
+    """(index of the chosen configuration, every configuration's inner score)."""
+    scores = []
+    for j in range(len(grid)):
+        runs = [json.loads(_inner_path(out_dir, outer, j, t).read_text()) for t in inner_subjects]
+        pred = np.concatenate([np.asarray(r["pred"]) for r in runs])
+        true = np.concatenate([np.asarray(r["true"]) for r in runs])
+        scores.append(score(exp, pred, true, num_classes))
+    return int(np.argmax(scores)), scores  # argmax: the first of equal scores
+
+
+def outer_fold(exp: Experiment, grid: List[Dict[str, object]], outer: str, out_dir: Path,
+               checkpoint_every: int = 10) -> dict:
+    """The outer fold with the configuration its inner folds chose (inner folds not yet run are
+    run here first)."""
+    from .loso import _SHARED, run_fold
+    for j, t in missing(grid, outer, out_dir):
+        inner_fold(exp, grid, outer, j, t, out_dir)
+    labels = _SHARED.get("labels") or []
+    targets = np.asarray(_SHARED["targets"])
+    num_classes = len(labels) if labels else int(targets.max()) + 1
+    best, scores = choose(exp, grid, outer, out_dir, _inner_subjects(outer), num_classes)
+    notes = {"config": grid[best], "inner_scores": [round(s, 6) for s in scores]}
+    return run_fold(configured(exp, grid[best]), outer, out_dir, checkpoint_every, notes=notes)
