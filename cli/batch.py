@@ -19,12 +19,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="run the inputs as Ray tasks: on a local Ray instance started for the run, or on the "
                         "cluster at ADDRESS (ray://host:10001, host:6379 or auto); pip install 'microexp-edge[ray]'")
+    p.add_argument("--split", type=float, metavar="SECONDS",
+                   help="run inputs longer than this as time ranges on several workers, merged into exactly one "
+                        "sequential run's rows and events (what it saves depends on stretches without a face)")
+    p.add_argument("--overlap", type=float, metavar="SECONDS",
+                   help="how much earlier each range starts (default: forget_s + idle_after_ms + "
+                        "idle_max_interval_ms, 31.5 s, the least in which a range can take over)")
     p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     p.add_argument("--flow", default="farneback")
 
 
 def run(args) -> int:
     from microexp.edge.batch import DONE, expand_inputs, run_batch
+    from microexp.edge.ranges import least_overlap_s
     inputs = expand_inputs(args.inputs)
     if args.workers < 1:
         print(f"microexp batch: --workers must be at least 1, got {args.workers}", file=sys.stderr)
@@ -34,8 +41,15 @@ def run(args) -> int:
     def done(uri, entry):
         print(f"{entry['state']}: {uri}" + (f" ({entry['error']})" if entry.get("error") else ""), file=sys.stderr)
 
-    manifest = run_batch(inputs, Path(args.out), PipelineConfig(flow=args.flow), args.workers, args.format, done,
-                         ray_address=args.ray)
+    config = PipelineConfig(flow=args.flow)
+    if args.split is not None and args.split <= 0:
+        print(f"microexp batch: --split must be positive, got {args.split}", file=sys.stderr)
+        return 2
+    if args.overlap is not None and args.overlap < least_overlap_s(config):
+        print(f"microexp batch: --overlap {args.overlap} s is shorter than {least_overlap_s(config)} s: no range can "
+              "take over from the one before, so each split input is computed again in one piece", file=sys.stderr)
+    manifest = run_batch(inputs, Path(args.out), config, args.workers, args.format, done,
+                         ray_address=args.ray, split_s=args.split, overlap_s=args.overlap)
     states = [manifest[u]["state"] for u in inputs]
     print(json.dumps({"inputs": len(inputs), "done": states.count(DONE), "failed": len(states) - states.count(DONE),
                       "summary": str(Path(args.out) / "summary.csv")}))

@@ -98,8 +98,16 @@ def annotated_intervals(source: str, fps: float) -> Optional[List[Tuple[float, f
         return None
 
 
-def analyse(pipe: Pipeline, source: FrameSource, options: AnalysisOptions) -> AnalysisResult:
-    """Run `pipe` over `source` into options.out; the source is closed at the end."""
+def stream_with_holds(pipe: Pipeline, source: FrameSource):
+    """(frame, its results, whether its rows wait for an open interval) for every frame."""
+    for frame, results in pipe.stream_faces(source):
+        yield frame, results, pipe.events_pending(frame.index)
+
+
+def analyse(pipe: Pipeline, source: FrameSource, options: AnalysisOptions, replay=None) -> AnalysisResult:
+    """Run `pipe` over `source` into options.out; the source is closed at the end. `replay`:
+    (frame, results, hold) computed elsewhere (the time ranges of a split input, edge.ranges),
+    written as if `pipe` had made them from `source`."""
     out = Path(options.out)
     columns = Columns.of(pipe, live=source.live)
     frames_path = out / f"frames.{options.format}"
@@ -120,9 +128,9 @@ def analyse(pipe: Pipeline, source: FrameSource, options: AnalysisOptions) -> An
     with FrameWriter(frames_path, columns, options.format) as rows:
         events = EventWriter(out / "events.jsonl")
         try:
-            for frame, results in pipe.stream_faces(source):
+            for frame, results, hold in (replay if replay is not None else stream_with_holds(pipe, source)):
                 # A row per face; the frame's rows wait while any face's interval is open.
-                event_ids = rows.write(results, hold=pipe.events_pending(frame.index))
+                event_ids = rows.write(results, hold=hold)
                 for result, event_id in zip(results, event_ids):
                     if result.event is not None:
                         events.write(result.event, event_id)

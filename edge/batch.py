@@ -25,6 +25,7 @@ from typing import Callable, Dict, Iterable, List, Optional
 from .atomic_io import atomic_write_image, atomic_write_json, replacing
 from .config import PipelineConfig
 from .distributed import TaskPool
+from .ranges import TimeRange, analyse_range, least_overlap_s, merged, plan
 from .sources import IMAGE_SUFFIXES
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv"}
@@ -91,14 +92,40 @@ def folder_name(uri: str) -> str:
 
 def analyse_input(uri: str, folder: str, out: str, config: Dict[str, object], fmt: str = "csv") -> Dict[str, object]:
     """One input into out/folder (in a worker process): written under out/.partial, then renamed."""
-    from .analysis import COMPLETE, AnalysisOptions, analyse
+    from .analysis import AnalysisOptions, analyse
     from .pipeline import Pipeline
     from .sources import FrameSource
-    final = Path(out) / folder
-    partial = Path(out) / ".partial" / f"{folder}.{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
+    partial = _partial(out, folder)
     with Pipeline(PipelineConfig(**config)) as pipe:
         result = analyse(pipe, FrameSource(uri), AnalysisOptions(partial, format=fmt))
+    return _finished(result, partial, Path(out) / folder, fmt)
+
+
+def merge_ranges(uri: str, folder: str, out: str, config: Dict[str, object], fmt: str,
+                 parts: List[TimeRange], paths: List[str]) -> Dict[str, object]:
+    """A split input's ranges merged into out/folder (a task): the rows and events one sequential
+    run gives (edge.ranges), written as analyse_input writes them."""
+    from .analysis import AnalysisOptions, analyse
+    from .pipeline import Pipeline
+    from .sources import FrameSource
+    partial = _partial(out, folder)
+    stats: Dict[str, int] = {}
+    settings = PipelineConfig(**config)
+    with Pipeline(PipelineConfig(**config)) as pipe:
+        source = FrameSource(uri)
+        result = analyse(pipe, source, AnalysisOptions(partial, format=fmt),
+                         replay=merged(uri, settings, parts, paths, stats))
+    return dict(_finished(result, partial, Path(out) / folder, fmt), split=stats)
+
+
+def _partial(out: str, folder: str) -> Path:
+    partial = Path(out) / ".partial" / f"{folder}.{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    return partial
+
+
+def _finished(result, partial: Path, final: Path, fmt: str) -> Dict[str, object]:
+    from .analysis import COMPLETE
     if result.ended != COMPLETE:
         raise RuntimeError(result.message or result.ended)
     shutil.rmtree(final, ignore_errors=True)  # an earlier attempt's, never a finished one (the manifest says)
@@ -106,6 +133,27 @@ def analyse_input(uri: str, folder: str, out: str, config: Dict[str, object], fm
     s = result.summary
     return {"frames": s["frames"], "tracked_fraction": round(1 - s["lost"] / s["frames"], 4) if s["frames"] else 0.0,
             "faces": s["faces"], "events": s["events"], "au_present": au_presence(final / f"frames.{fmt}")}
+
+
+def split_plan(uri: str, config: PipelineConfig, split_s: Optional[float], overlap_s: float) -> List[TimeRange]:
+    """The input's time ranges (one when it is short, not split, or its length is unknown)."""
+    if not split_s:
+        return []
+    from .sources import FrameSource
+    try:
+        with FrameSource(uri) as source:
+            frames, fps = len(source), source.fps
+    except (OSError, ValueError, TypeError):  # reported when the input itself is analysed
+        return []
+    parts = plan(frames, fps, split_s, overlap_s)
+    return parts if len(parts) > 1 else []
+
+
+def _ranges_folder(out: Path, folder: str, parts: List[TimeRange], settings: Dict[str, object]) -> Path:
+    """Where a split input's range records wait for the merge; named by the plan and settings,
+    so records made for other ones are never merged."""
+    digest = hashlib.sha1(json.dumps([list(map(str, parts)), settings], sort_keys=True, default=str).encode())
+    return out / ".ranges" / f"{folder}-{digest.hexdigest()[:8]}"
 
 
 def au_presence(frames_path: Path) -> Dict[str, int]:
@@ -131,10 +179,13 @@ def load_manifest(out: Path) -> Dict[str, dict]:
 
 
 def run_batch(inputs: List[str], out: Path, config: PipelineConfig, workers: int = 1, fmt: str = "csv",
-              on_done: Optional[Callable[[str, dict], None]] = None, ray_address: Optional[str] = None) -> Dict[str, dict]:
+              on_done: Optional[Callable[[str, dict], None]] = None, ray_address: Optional[str] = None,
+              split_s: Optional[float] = None, overlap_s: Optional[float] = None) -> Dict[str, dict]:
     """Analyse every input not yet done in out's manifest; returns the manifest's inputs.
     ray_address: None for a process pool of `workers`; "" for a local Ray instance; else a Ray
-    cluster's address (edge.distributed.TaskPool)."""
+    cluster's address (edge.distributed.TaskPool). split_s: inputs longer than this many seconds
+    run as time ranges on several workers and are merged exactly (edge.ranges), each range
+    started overlap_s earlier (default: ranges.least_overlap_s)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     manifest = load_manifest(out)
@@ -146,15 +197,40 @@ def run_batch(inputs: List[str], out: Path, config: PipelineConfig, workers: int
     save()
     todo = [uri for uri in inputs if manifest[uri]["state"] != DONE]
     settings = asdict(config)
+    splits: Dict[str, tuple] = {}  # a split input: (its ranges, their record files, how many are still to run)
     with TaskPool(workers, ray_address) as pool:
         for uri in todo:
-            pool.submit(analyse_input, uri, manifest[uri]["folder"], str(out), settings, fmt, key=uri)
-        for uri, result, err in pool.completed():
+            folder = manifest[uri]["folder"]
+            parts = split_plan(uri, config, split_s, overlap_s if overlap_s is not None else least_overlap_s(config))
+            if not parts:
+                pool.submit(analyse_input, uri, folder, str(out), settings, fmt, key=(uri, None))
+                continue
+            where = _ranges_folder(out, folder, parts, settings)
+            where.mkdir(parents=True, exist_ok=True)
+            paths = [str(where / f"{k}.pkl") for k in range(len(parts))]
+            missing = [k for k, p in enumerate(paths) if not os.path.isfile(p)]  # finished ones are whole
+            splits[uri] = (parts, paths, len(missing))
+            for k in missing:
+                pool.submit(analyse_range, uri, settings, parts[k], paths[k], key=(uri, k))
+            if not missing:
+                pool.submit(merge_ranges, uri, folder, str(out), settings, fmt, parts, paths, key=(uri, None))
+        for (uri, k), result, err in pool.completed():
             entry = manifest[uri]
+            if err is None and k is not None:  # a range of a split input: merged when all are in
+                parts, paths, left = splits[uri]
+                splits[uri] = (parts, paths, left - 1)
+                if left == 1:
+                    pool.submit(merge_ranges, uri, entry["folder"], str(out), settings, fmt, parts, paths,
+                                key=(uri, None))
+                continue
             if err is None:
                 entry.update(result, state=DONE, error="")
-            else:  # reported in the manifest and the summary; the batch goes on
+                if uri in splits:
+                    shutil.rmtree(Path(splits[uri][1][0]).parent, ignore_errors=True)
+            elif entry["state"] != FAILED:  # reported in the manifest and the summary; the batch goes on
                 entry.update(state=FAILED, error=f"{type(err).__name__}: {err}")
+            else:
+                continue  # another range of an input already failed
             save()
             if on_done:
                 on_done(uri, entry)

@@ -70,9 +70,10 @@ class PipelineConfig:
     # The idle state, for devices that wait for someone: after a look for a face found none, the
     # next looks are cheap (a copy of the frame shrunk so that a face of idle_min_face px is
     # MTCNN's smallest, 12 px; the face found is then detected once more at full resolution
-    # around it, so the track starts from a full-resolution box) and spaced: idle_interval_ms
-    # apart (source time) when the picture changed (mean change of a thumbnail above idle_change
-    # grey levels), else idle_max_interval_ms. Someone stepping into view changes the picture, so
+    # around it, so the track starts from a full-resolution box) and spaced: one per
+    # idle_interval_ms slot of source time when the picture changed (mean change of a thumbnail
+    # above idle_change grey levels), else one per idle_max_interval_ms slot. The slots are fixed
+    # on the source's clock, not counted from the last look. Someone stepping into view changes the picture, so
     # they are found within about idle_interval_ms. Faces under idle_min_face px are not looked
     # for while idle (set it to min_face to look for every face, at the full cost).
     idle_min_face: int = 80

@@ -9,6 +9,7 @@ decisions, emotion, events.
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -66,6 +67,11 @@ def _thumbnail(frame: np.ndarray) -> np.ndarray:
     gray = sample if sample.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(sample), cv2.COLOR_BGR2GRAY)
     h, w = gray.shape
     return cv2.resize(gray, (64, max(1, round(64 * h / w))), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def _slot(timestamp: float, ms: float) -> float:
+    """Which `ms`-long slot of source time `timestamp` falls in (every instant its own when 0)."""
+    return float(np.floor(timestamp * 1e3 / ms)) if ms > 0 else timestamp
 
 
 def _sigmoid(x):
@@ -222,19 +228,46 @@ class Pipeline:
     def _detection_due(self, frame: np.ndarray, timestamp: float) -> bool:
         """Whether to look for a face on this frame: always, unless the last look found none;
         then on every frame for idle_after_ms (a face hidden for a moment is found at once), and
-        after that once idle_interval_ms passed if the picture changed, or idle_max_interval_ms."""
+        after that once per idle_interval_ms slot of source time if the picture changed, and once
+        per idle_max_interval_ms slot in any case. The slots are fixed on the source's clock (not
+        counted from the last look), so two runs that missed a face alike look on the same frames
+        from then on: what lets a long input be split into time ranges exactly (edge.ranges)."""
         c = self.config
         if c.stills or self._idle_at is None:
             return True
         if (timestamp - self._empty_since) * 1e3 < c.idle_after_ms:
             return True
-        waited_ms = (timestamp - self._idle_at) * 1e3
-        if waited_ms < c.idle_interval_ms:
+        if timestamp < self._idle_at:  # the source's clock restarted
+            return True
+        if _slot(timestamp, c.idle_interval_ms) == _slot(self._idle_at, c.idle_interval_ms):
             return False
-        if waited_ms >= c.idle_max_interval_ms or waited_ms < 0:  # < 0: the source's clock restarted
+        if _slot(timestamp, c.idle_max_interval_ms) != _slot(self._idle_at, c.idle_max_interval_ms):
             return True
         thumb = _thumbnail(frame)
         return thumb.shape != self._idle_thumb.shape or float(np.abs(thumb - self._idle_thumb).mean()) > c.idle_change
+
+    def sync_key(self, timestamp: float) -> Optional[tuple]:
+        """After the frame at `timestamp`: a key equal for two pipelines (same configuration) exactly
+        when every result they give from here on is the same but for face ids counted from
+        different starts; None while the state reaches further back: a face tracked, a lost face
+        not yet forgotten (forget_s), the idle state's first idle_after_ms. Then what is left is
+        the idle schedule's slot of the last look and the picture it saw (and, unless the largest
+        face is followed, where the last track was lost)."""
+        c = self.config
+        if self.tracks or c.stills or self._idle_at is None or self._empty_since is None:
+            return None
+        if (timestamp - self._empty_since) * 1e3 < c.idle_after_ms:
+            return None
+        if any(t.lost_at is None or timestamp - t.lost_at <= c.forget_s for t in self.lost):
+            return None
+        thumb = hashlib.sha1(np.ascontiguousarray(self._idle_thumb).tobytes()).hexdigest()
+        return (_slot(self._idle_at, c.idle_interval_ms), _slot(self._idle_at, c.idle_max_interval_ms), thumb,
+                None if c.face == "largest" else self._last_box)
+
+    @property
+    def faces_started(self) -> int:
+        """Face ids handed out so far (the next new face gets this one)."""
+        return self._next_id
 
     def _ordered(self, faces, w: int, h: int):
         """Detections in the order they become tracks, by PipelineConfig.face: largest first; or

@@ -74,11 +74,16 @@ class FrameSource:
 
     def __init__(self, uri: Union[str, int, Path], fps: Optional[float] = None,
                  width: Optional[int] = None, height: Optional[int] = None, loop: bool = False,
-                 reconnect_attempts: int = 5, reconnect_delay_s: float = 1.0):
+                 reconnect_attempts: int = 5, reconnect_delay_s: float = 1.0, start: int = 0):
         """`loop`: start a file or folder again at its end (demos, soak tests); timestamps keep
-        increasing. `reconnect_attempts`, `reconnect_delay_s`: how often, and how far apart, a
+        increasing. `start`: a file's or folder's first frame to give (its index and time are
+        those it has in the whole input; a video is sought to it).
+        `reconnect_attempts`, `reconnect_delay_s`: how often, and how far apart, a
         live source that stopped delivering is reopened before SourceLost."""
         self.uri = str(uri)
+        self.start = int(start)
+        if self.start < 0:
+            raise ValueError(f"source {uri}: start frame must be >= 0, got {start}")
         self.live = False
         self.loop = loop
         self.reconnect_attempts, self.reconnect_delay_s = int(reconnect_attempts), float(reconnect_delay_s)
@@ -175,11 +180,13 @@ class FrameSource:
 
     def _recorded_frames(self) -> Iterator[Frame]:
         """Files and folders, once or (loop) again and again; index and time run on."""
-        i = 0
+        i = first = self.start
+        if first and not self.files:
+            self.capture.set(cv2.CAP_PROP_POS_FRAMES, first)
         while True:
             start = i
             if self.files:
-                for p in self.files:
+                for p in self.files[first if i == first else 0:]:
                     image = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
                     if image is None:
                         if p not in self.skipped:
@@ -189,7 +196,7 @@ class FrameSource:
                         yield Frame(i, i / self.fps, image)
                     i += 1
             else:
-                if i:
+                if i != first:
                     self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
                 while True:
                     ok, image = self.capture.read()

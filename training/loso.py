@@ -33,10 +33,11 @@ from microexp.edge.atomic_io import atomic_write_json
 from . import fitting
 from .checkpoint import atomic_torch_save
 from .experiment import Experiment
+from .fold_data import SHARED, install
 from .inputs import prepare_inputs
 from .regions import flip_landmarks, flip_maps
 
-_SHARED: Dict[str, object] = {}  # the data, inherited by forked fold workers
+_SHARED = SHARED  # the data, installed in each worker (fold_data)
 # A fold's extra predictions from its trained model: (exp, model, test maps, thresholds, test
 # landmarks, labels, dataset name) -> dict merged into the fold's result. microexp.export
 # provides one (deployed ONNX / INT8 predictions); training itself never exports.
@@ -159,7 +160,19 @@ def member_task(exp: Experiment, subject: str, k: int, out_dir: Path, checkpoint
 
 
 def _init_worker(shared):
-    _SHARED.update(shared)
+    install(shared)
+
+
+def outer_fold(exp: Experiment, grid: List[Dict[str, object]], outer: str, out_dir: Path,
+               checkpoint_every: int = 10) -> dict:
+    """A sweep's outer fold with the configuration its inner folds chose (training.sweep; inner
+    folds not yet run are run here first)."""
+    from . import sweep
+    for j, t in sweep.missing(grid, outer, out_dir, _SHARED["subjects"]):
+        sweep.inner_fold(exp, grid, outer, j, t, out_dir)
+    best, scores = sweep.choose(exp, grid, outer, out_dir)
+    notes = {"config": grid[best], "inner_scores": [round(s, 6) for s in scores]}
+    return run_fold(sweep.configured(exp, grid[best]), outer, out_dir, checkpoint_every, notes=notes)
 
 
 def run_loso(exp: Experiment, maps: np.ndarray, targets: np.ndarray, subjects: Sequence[str],
@@ -211,7 +224,6 @@ def run_loso(exp: Experiment, maps: np.ndarray, targets: np.ndarray, subjects: S
         _init_worker(shared)
         for s in todo:
             if sweep is not None:
-                from .sweep import outer_fold
                 done.append(outer_fold(exp, sweep, s, out_dir, checkpoint_every))
             else:
                 done.append(run_fold(exp, s, out_dir, checkpoint_every))
@@ -238,7 +250,7 @@ def _run_tasks(pool, exp: Experiment, todo: Sequence[str], subjects: np.ndarray,
 
     def fold(s):
         if sweep is not None:
-            pool.submit(inner.outer_fold, exp, sweep, s, out_dir, checkpoint_every, key=("fold", s))
+            pool.submit(outer_fold, exp, sweep, s, out_dir, checkpoint_every, key=("fold", s))
         else:
             pool.submit(run_fold, exp, s, out_dir, checkpoint_every, key=("fold", s))
 

@@ -7,7 +7,8 @@ its pooled inner predictions (UF1 for emotion, the mean F1 over AUs for AU detec
 (the first in grid order on a tie) is then trained on all the training subjects and tested on the
 held-out one, so the reported figure never selected anything on test data. The inner results are
 files (<out>/sweep/<outer>/c<j>.<inner>.json), so a sweep resumes like the folds do, and each
-inner fold is a task of its own (on a process pool or a Ray cluster, training.loso)."""
+inner fold is a task of its own (on a process pool or a Ray cluster); training.loso runs them and
+the outer folds."""
 from __future__ import annotations
 
 import dataclasses
@@ -22,6 +23,7 @@ from microexp.edge.atomic_io import atomic_write_json
 
 from . import fitting, metrics
 from .experiment import Experiment
+from .fold_data import SHARED
 from .inputs import prepare_inputs
 
 
@@ -77,31 +79,29 @@ def _inner_path(out_dir: Path, outer: str, j: int, inner: str) -> Path:
     return Path(out_dir) / "sweep" / outer / f"c{j}.{inner}.json"
 
 
-def _inner_subjects(outer: str) -> List[str]:
-    from .loso import _SHARED
-    return sorted(set(np.asarray(_SHARED["subjects"]).tolist()) - {outer})
+def _inner_subjects(outer: str, subjects=None) -> List[str]:
+    subjects = SHARED["subjects"] if subjects is None else subjects
+    return sorted(set(np.asarray(subjects).tolist()) - {outer})
 
 
-def missing(grid: List[Dict[str, object]], outer: str, out_dir: Path, subjects=None) -> List[Tuple[int, str]]:
+def missing(grid: List[Dict[str, object]], outer: str, out_dir: Path, subjects) -> List[Tuple[int, str]]:
     """(configuration, inner subject) pairs of `outer`'s inner folds without a result file."""
-    inner = sorted(set(np.asarray(subjects).tolist()) - {outer}) if subjects is not None else _inner_subjects(outer)
+    inner = _inner_subjects(outer, subjects)
     return [(j, t) for j in range(len(grid)) for t in inner if not _inner_path(out_dir, outer, j, t).is_file()]
 
 
 def inner_fold(exp: Experiment, grid: List[Dict[str, object]], outer: str, j: int, inner: str, out_dir: Path) -> str:
     """Configuration j trained on every subject but `outer` and `inner`, its predictions on `inner`."""
     import torch
-
-    from .loso import _SHARED
-    maps, targets, subjects = _SHARED["maps"], _SHARED["targets"], np.asarray(_SHARED["subjects"])
-    landmarks = _SHARED.get("landmarks")
-    torch.set_num_threads(int(_SHARED.get("threads", 1)))
+    maps, targets, subjects = SHARED["maps"], SHARED["targets"], np.asarray(SHARED["subjects"])
+    landmarks = SHARED.get("landmarks")
+    torch.set_num_threads(int(SHARED.get("threads", 1)))
     config = configured(exp, grid[j])
     train = (subjects != outer) & (subjects != inner)
     test = subjects == inner
     model = fitting.train_model(config, maps[train], targets[train],
                                 landmarks=None if landmarks is None else landmarks[train],
-                                subjects=subjects[train], extra=_SHARED.get("extra"))
+                                subjects=subjects[train], extra=SHARED.get("extra"))
     x_test = prepare_inputs(config, maps[test], landmarks=None if landmarks is None else landmarks[test])
     thresholds = getattr(model, "thresholds", None)
     pred = fitting.predict(config, model, x_test, thresholds)
@@ -118,9 +118,11 @@ def score(exp: Experiment, pred: np.ndarray, true: np.ndarray, num_classes: int)
     return float(metrics.uf1_uar(true.tolist(), pred.tolist(), num_classes)["uf1"])
 
 
-def choose(exp: Experiment, grid: List[Dict[str, object]], outer: str, out_dir: Path,
-           inner_subjects: List[str], num_classes: int) -> Tuple[int, List[float]]:
+def choose(exp: Experiment, grid: List[Dict[str, object]], outer: str, out_dir: Path) -> Tuple[int, List[float]]:
     """(index of the chosen configuration, every configuration's inner score)."""
+    labels = SHARED.get("labels") or []
+    num_classes = len(labels) if labels else int(np.asarray(SHARED["targets"]).max()) + 1
+    inner_subjects = _inner_subjects(outer)
     scores = []
     for j in range(len(grid)):
         runs = [json.loads(_inner_path(out_dir, outer, j, t).read_text()) for t in inner_subjects]
@@ -128,18 +130,3 @@ def choose(exp: Experiment, grid: List[Dict[str, object]], outer: str, out_dir: 
         true = np.concatenate([np.asarray(r["true"]) for r in runs])
         scores.append(score(exp, pred, true, num_classes))
     return int(np.argmax(scores)), scores  # argmax: the first of equal scores
-
-
-def outer_fold(exp: Experiment, grid: List[Dict[str, object]], outer: str, out_dir: Path,
-               checkpoint_every: int = 10) -> dict:
-    """The outer fold with the configuration its inner folds chose (inner folds not yet run are
-    run here first)."""
-    from .loso import _SHARED, run_fold
-    for j, t in missing(grid, outer, out_dir):
-        inner_fold(exp, grid, outer, j, t, out_dir)
-    labels = _SHARED.get("labels") or []
-    targets = np.asarray(_SHARED["targets"])
-    num_classes = len(labels) if labels else int(targets.max()) + 1
-    best, scores = choose(exp, grid, outer, out_dir, _inner_subjects(outer), num_classes)
-    notes = {"config": grid[best], "inner_scores": [round(s, 6) for s in scores]}
-    return run_fold(configured(exp, grid[best]), outer, out_dir, checkpoint_every, notes=notes)
