@@ -43,14 +43,14 @@ def _call_with_shared(initializer, shared, fn, *args):
 class TaskPool:
     """submit(fn, *args) -> a handle; completed() yields (handle, result, exception) as tasks end.
 
-    workers: tasks at once (on Ray: each task asks for `cpus_per_task` CPUs, so a cluster runs as
-    many at once as its CPUs allow, and `workers` sets a local instance's CPUs). `ray_address`: None for
+    workers: tasks at once (on Ray: each task asks for one CPU, so a cluster runs as many at once
+    as it has CPUs, and `workers` sets a local instance's CPUs). `ray_address`: None for
     the local process pool, "" for a local Ray instance, else a cluster's address. `initializer`
     and `shared`: called as initializer(shared) in each worker before its tasks (large arrays are
     put once into Ray's object store). `start`: the process pool's start method."""
 
     def __init__(self, workers: int = 1, ray_address: Optional[str] = None, initializer: Optional[Callable] = None,
-                 shared: Any = None, start: str = "spawn", retries: int = 3, cpus_per_task: int = 1):
+                 shared: Any = None, start: str = "spawn", retries: int = 3):
         self.ray = None
         self._pending: Dict[Any, Any] = {}
         if ray_address is None:
@@ -60,17 +60,18 @@ class TaskPool:
         ray = import_ray()
         self.ray = ray
         self._started = False
-        if not ray.is_initialized():
+        if not ray.is_initialized():  # else: the caller's Ray, left running
+
             if ray_address:
                 _check_reachable(ray_address)
                 ray.init(address=ray_address, log_to_driver=False, logging_level=logging.WARNING)
             else:  # a local instance for this run only, reachable from this machine only
-                ray.init(num_cpus=max(1, workers) * cpus_per_task, include_dashboard=False, log_to_driver=False,
+                ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False,
                          logging_level=logging.WARNING,
                          _node_ip_address="127.0.0.1",
                          object_store_memory=int(os.environ.get("MICROEXP_RAY_STORE_BYTES", 200 * 2 ** 20)))
             self._started = True
-        self._remote = ray.remote(num_cpus=cpus_per_task, max_retries=retries)(_call_with_shared)
+        self._remote = ray.remote(num_cpus=1, max_retries=retries)(_call_with_shared)
         self._init = initializer
         self._shared = ray.put(shared) if initializer is not None else None
 

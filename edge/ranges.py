@@ -20,14 +20,23 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import zlib
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 from .config import PipelineConfig
 from .sources import Frame, FrameSource
 
-# A frame's record: (index, timestamp, results, hold, sync key, face ids handed out so far).
-Record = Tuple[int, float, list, bool, Optional[tuple], int]
+
+class Record(NamedTuple):
+    """What a range keeps of one frame."""
+    index: int
+    timestamp: float
+    results: list
+    hold: bool  # its rows wait for an open interval
+    key: Optional[tuple]  # Pipeline.sync_key after it
+    ids: int  # face ids handed out so far
+    digest: int  # of the picture (every 4th pixel): a range's frames are checked against the run before it
 
 
 @dataclass(frozen=True)
@@ -64,8 +73,8 @@ def _records(uri: str, config: PipelineConfig, run_from: int, end: Optional[int]
             if end is not None and frame.index >= end:
                 break
             results = pipe.process_faces(frame.image, frame.index, frame.timestamp)
-            yield (frame.index, frame.timestamp, results, pipe.events_pending(frame.index),
-                   pipe.sync_key(frame.timestamp), pipe.faces_started)
+            yield Record(frame.index, frame.timestamp, results, pipe.events_pending(frame.index),
+                         pipe.sync_key(frame.timestamp), pipe.faces_started, zlib.crc32(frame.image[::4, ::4].tobytes()))
 
 
 def analyse_range(uri: str, config: Dict[str, object], part: TimeRange, path: str) -> str:
@@ -82,7 +91,7 @@ class _Run:
     """Records by frame index: a range's from its file, or a rerun from a fresh start."""
 
     def __init__(self, records: List[Record]):
-        self.first = records[0][0] if records else 0
+        self.first = records[0].index if records else 0
         self.records = records
 
     def at(self, index: int) -> Optional[Record]:
@@ -96,11 +105,15 @@ def _load(path: str) -> _Run:
 
 
 def _sync(run: _Run, other: _Run, since: int) -> Optional[int]:
-    """The first frame from `since` on which both have the same sync key (None: none)."""
+    """The first frame from `since` on which both have the same sync key, provided every frame of
+    `other` up to it is the run's picture (a video sought to the range's start may land on
+    another frame: variable frame rates, imprecise indexes); None: none."""
     for record in other.records:
-        mine = run.at(record[0])
-        if record[0] >= since and mine is not None and mine[4] is not None and mine[4] == record[4]:
-            return record[0]
+        mine = run.at(record.index)
+        if mine is None or mine.digest != record.digest:
+            return None
+        if record.index >= since and mine.key is not None and mine.key == record.key:
+            return record.index
     return None
 
 
@@ -117,30 +130,35 @@ def merged(uri: str, config: PipelineConfig, parts: List[TimeRange], paths: List
         f = _sync(run, nxt, pos) if nxt is not None else None
         if nxt is None or f is not None:
             for record in run.records:
-                if record[0] >= pos and (f is None or record[0] <= f):
+                if record.index >= pos and (f is None or record.index <= f):
                     yield _replayed(record, offset)
             if nxt is None:
                 return
-            ids_then = run.at(f)[5]
+            ids_then = run.at(f).ids
         else:
             # No common state in the overlap: carry the run on from its own start (a fresh
-            # pipeline from the same frame gives the same records) until it meets a later range.
-            met, last, active, lo = None, None, {}, k
+            # pipeline from the same frame gives the same records) until it meets a later range
+            # whose pictures have all been the run's.
+            met, last, active, lo, wrong = None, None, {}, k, set()
             for record in _records(uri, config, run_from, None):
-                if record[0] < pos:
+                if record.index < pos:
                     continue  # given already
                 stats["recomputed_frames"] += 1
                 yield _replayed(record, offset)
                 last = record
-                while lo < len(parts) and parts[lo].end is not None and parts[lo].end <= record[0]:
+                while lo < len(parts) and parts[lo].end is not None and parts[lo].end <= record.index:
                     active.pop(lo, None)
                     lo += 1
                 for j in range(lo, len(parts)):
-                    if parts[j].run_from > record[0]:
+                    if parts[j].run_from > record.index:
                         break
+                    if j in wrong:
+                        continue
                     other = active.get(j) or active.setdefault(j, _load(paths[j]))
-                    theirs = other.at(record[0])
-                    if record[4] is not None and theirs is not None and theirs[4] == record[4]:
+                    theirs = other.at(record.index)
+                    if theirs is None or theirs.digest != record.digest:
+                        wrong.add(j)
+                    elif record.key is not None and theirs.key == record.key:
                         met = (j, other)
                         break
                 if met is not None:
@@ -148,18 +166,17 @@ def merged(uri: str, config: PipelineConfig, parts: List[TimeRange], paths: List
             if met is None:  # the input's end
                 return
             k, nxt = met
-            f, ids_then = last[0], last[5]
+            f, ids_then = last.index, last.ids
         stats["synced"] += 1
-        offset += ids_then - nxt.at(f)[5]
+        offset += ids_then - nxt.at(f).ids
         run, run_from, pos, k = nxt, parts[k].run_from, f + 1, k + 1
 
 
 def _replayed(record: Record, offset: int) -> Tuple[Frame, list, bool]:
-    index, timestamp, results, hold, _, _ = record
     if offset:
-        for r in results:
+        for r in record.results:
             if r.face_id is not None:
                 r.face_id += offset
             if r.event is not None:
                 r.event.face_id += offset
-    return Frame(index, timestamp, None), results, hold
+    return Frame(record.index, record.timestamp, None), record.results, record.hold

@@ -231,8 +231,7 @@ def run_loso(exp: Experiment, maps: np.ndarray, targets: np.ndarray, subjects: S
                 bar.update(1)
     else:
         from microexp.edge.distributed import TaskPool
-        with TaskPool(workers, ray_address, initializer=_init_worker, shared=shared, start="fork",
-                      cpus_per_task=threads) as pool:
+        with TaskPool(workers, ray_address, initializer=_init_worker, shared=shared, start="fork") as pool:
             done += _run_tasks(pool, exp, todo, subjects, out_dir, checkpoint_every, sweep, bar)
     if bar:
         bar.close()

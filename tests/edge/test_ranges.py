@@ -144,7 +144,7 @@ def test_a_resumed_split_input_keeps_its_finished_ranges(tmp_path):
     path = analyse_range(video, asdict(config), parts[0], str(where / "0.pkl"))  # as a killed run left it
     with open(path, "rb") as f:
         saved = pickle.load(f)
-    saved["records"][3][2][0].motion["motion"] = 123.0
+    saved["records"][3].results[0].motion["motion"] = 123.0
     with open(path, "wb") as f:
         pickle.dump(saved, f)
     manifest = run_batch([video], out, config, workers=1, split_s=2.0, overlap_s=overlap)
@@ -152,3 +152,32 @@ def test_a_resumed_split_input_keeps_its_finished_ranges(tmp_path):
     assert entry["state"] == DONE
     assert rows(out / entry["folder"] / "frames.csv")[3]["motion"] == "123.0"
     assert not where.exists()  # merged: the records are gone
+
+
+def test_a_range_whose_pictures_are_not_the_runs_is_never_taken(tmp_path):
+    """A video sought to a range's start can land on another frame (variable frame rate); such a
+    range is detected by its pictures' digests and the run is carried on past it instead."""
+    from dataclasses import asdict
+
+    from microexp.edge import batch
+    from microexp.edge.ranges import analyse_range
+    video = str(write_video(tmp_path / "in.avi", "FE...FE...FE...FE...FFEF"))
+    want_rows, want_events = sequential(video, tmp_path / "seq")
+    config = PipelineConfig(**CONFIG)
+    out = tmp_path / "batch"
+    overlap = least_overlap_s(config) + 0.2
+    parts = batch.split_plan(video, config, 2.0, overlap)
+    where = batch._ranges_folder(out, batch.folder_name(video), parts, asdict(config))
+    where.mkdir(parents=True)
+    path = analyse_range(video, asdict(config), parts[2], str(where / "2.pkl"))
+    with open(path, "rb") as f:
+        saved = pickle.load(f)
+    saved["records"] = [r._replace(digest=r.digest + 1) for r in saved["records"]]  # as if one frame off
+    with open(path, "wb") as f:
+        pickle.dump(saved, f)
+    manifest = run_batch([video], out, config, workers=1, split_s=2.0, overlap_s=overlap)
+    (entry,) = manifest.values()
+    assert entry["state"] == DONE and entry["split"]["recomputed_frames"] > 0
+    assert entry["split"]["synced"] == entry["split"]["ranges"] - 2  # the boundary into range 2 is carried over
+    assert rows(out / entry["folder"] / "frames.csv") == want_rows
+    assert (out / entry["folder"] / "events.jsonl").read_text() == want_events
