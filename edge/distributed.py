@@ -4,7 +4,8 @@ Both take the same module-level functions and arguments and hand back each task'
 exception) as it completes, so `microexp batch` and `microexp train loso` keep one code path.
 
 Ray (`pip install 'microexp-edge[ray]'`): with no address a local Ray instance is started for the
-run, its services bound to 127.0.0.1; with an address (`ray://host:10001`, `host:6379` or `auto`)
+run (no dashboard; Ray's services listen on every interface, as Ray 2.60 does, and answer only
+callers holding the instance's token); with an address (`ray://host:10001`, `host:6379` or `auto`)
 the tasks go to that cluster, whose nodes must have this package installed and see the same paths
 (a shared filesystem) for inputs and outputs. A task whose worker process dies (killed, out of
 memory, a node lost) is run again by Ray up to `retries` times; an exception raised by the task
@@ -65,10 +66,9 @@ class TaskPool:
             if ray_address:
                 _check_reachable(ray_address)
                 ray.init(address=ray_address, log_to_driver=False, logging_level=logging.WARNING)
-            else:  # a local instance for this run only, reachable from this machine only
+            else:  # a local instance for this run only, with Ray's token authentication (its default since 2.59)
                 ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False,
                          logging_level=logging.WARNING,
-                         _node_ip_address="127.0.0.1",
                          object_store_memory=int(os.environ.get("MICROEXP_RAY_STORE_BYTES", 200 * 2 ** 20)))
             self._started = True
         self._remote = ray.remote(num_cpus=1, max_retries=retries)(_call_with_shared)
