@@ -18,7 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="inputs analysed at once (processes, or a local Ray instance's CPUs; default 1)")
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="run the inputs as Ray tasks: on a local Ray instance started for the run, or on the "
-                        "cluster at ADDRESS (ray://host:10001, host:6379 or auto); pip install 'microexp-edge[ray]'")
+                        "cluster at ADDRESS (host:6379 or auto; ray://host:10001 also needs pip install 'ray[client]'); "
+                        "pip install 'microexp-edge[ray]'")
     p.add_argument("--split", type=float, metavar="SECONDS",
                    help="run inputs longer than this as time ranges on several workers, merged into exactly one "
                         "sequential run's rows and events (what it saves depends on stretches without a face)")
@@ -32,22 +33,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from microexp.edge.batch import DONE, expand_inputs, run_batch
     from microexp.edge.ranges import least_overlap_s
-    inputs = expand_inputs(args.inputs)
-    if args.workers < 1:
-        print(f"microexp batch: --workers must be at least 1, got {args.workers}", file=sys.stderr)
+    for name, value, least in (("--workers", args.workers, 1), ("--split", args.split, None),
+                               ("--overlap", args.overlap, 0)):
+        if value is not None and (value <= 0 if least is None else value < least):
+            print(f"microexp batch: {name} must be {'positive' if least is None else f'at least {least}'}, got {value}",
+                  file=sys.stderr)
+            return 2
+    if args.overlap is not None and args.split is None:
+        print("microexp batch: --overlap goes with --split", file=sys.stderr)
         return 2
+    config = PipelineConfig(flow=args.flow)
+    if args.overlap is not None and args.overlap < least_overlap_s(config):
+        print(f"microexp batch: --overlap {args.overlap} s is shorter than {least_overlap_s(config)} s: no range can "
+              "take over from the one before, so each split input is computed again in one piece", file=sys.stderr)
+    inputs = expand_inputs(args.inputs)
     print(f"microexp batch: {len(inputs)} inputs into {args.out}", file=sys.stderr)
 
     def done(uri, entry):
         print(f"{entry['state']}: {uri}" + (f" ({entry['error']})" if entry.get("error") else ""), file=sys.stderr)
 
-    config = PipelineConfig(flow=args.flow)
-    if args.split is not None and args.split <= 0:
-        print(f"microexp batch: --split must be positive, got {args.split}", file=sys.stderr)
-        return 2
-    if args.overlap is not None and args.overlap < least_overlap_s(config):
-        print(f"microexp batch: --overlap {args.overlap} s is shorter than {least_overlap_s(config)} s: no range can "
-              "take over from the one before, so each split input is computed again in one piece", file=sys.stderr)
     manifest = run_batch(inputs, Path(args.out), config, args.workers, args.format, done,
                          ray_address=args.ray, split_s=args.split, overlap_s=args.overlap)
     states = [manifest[u]["state"] for u in inputs]

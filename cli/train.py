@@ -58,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     loso.add_argument("--checkpoint-every", type=int, default=10)
     loso.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                       help="folds (and ensemble members, sweep inner folds) as Ray tasks: on a local Ray instance, "
-                           "or the cluster at ADDRESS; the run folder must be on storage every node sees")
+                           "or the cluster at ADDRESS (host:6379 or auto); the run folder must be on storage every "
+                           "node sees")
     loso.add_argument("--sweep", metavar="GRID",
                       help="settings to choose from per fold, e.g. 'lr=5e-4,1e-3;epochs=40,60': each fold picks one "
                            "by an inner leave-one-subject-out over its training subjects (never its test subject)")

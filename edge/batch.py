@@ -235,6 +235,8 @@ def run_batch(inputs: List[str], out: Path, config: PipelineConfig, workers: int
             if on_done:
                 on_done(uri, entry)
     shutil.rmtree(out / ".partial", ignore_errors=True)
+    if (out / ".ranges").is_dir() and not any((out / ".ranges").iterdir()):
+        (out / ".ranges").rmdir()  # every split input merged
     write_summary(out, {uri: manifest[uri] for uri in inputs})
     return manifest
 

@@ -12,9 +12,12 @@ memory, a node lost) is run again by Ray up to `retries` times; an exception rai
 itself is not retried, it is the task's result."""
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import signal
 import socket
+import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
@@ -32,6 +35,21 @@ def import_ray():
     except ImportError:
         raise RayUnavailable(f"--ray needs Ray, which is not installed; {RAY_EXTRA}") from None
     return ray
+
+
+def _die_with_parent(initializer, shared) -> None:
+    """A process-pool worker's start: on Linux, ask the kernel to kill it when the driver dies
+    (a driver killed with SIGKILL cannot stop its pool, whose workers would otherwise go on
+    alone); then the run's own initializer."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # no prctl: workers may outlive a killed driver
+            pass
+        if os.getppid() == 1:  # the driver died before the request was made
+            os._exit(1)
+    if initializer is not None:
+        initializer(shared)
 
 
 def _call_with_shared(initializer, shared, fn, *args):
@@ -56,7 +74,7 @@ class TaskPool:
         self._pending: Dict[Any, Any] = {}
         if ray_address is None:
             self._pool = ProcessPoolExecutor(max(1, workers), mp_context=get_context(start),
-                                             initializer=initializer, initargs=(shared,) if initializer else ())
+                                             initializer=_die_with_parent, initargs=(initializer, shared))
             return
         ray = import_ray()
         self.ray = ray
@@ -65,9 +83,15 @@ class TaskPool:
 
             if ray_address:
                 _check_reachable(ray_address)
-                ray.init(address=ray_address, log_to_driver=False, logging_level=logging.WARNING)
-            else:  # a local instance for this run only, with Ray's token authentication (its default since 2.59)
-                ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False,
+                try:
+                    ray.init(address=ray_address, log_to_driver=False, logging_level=logging.WARNING)
+                except ConnectionError as err:
+                    raise ConnectionError(f"{err}. A cluster started with token authentication answers only callers "
+                                          "with its token: set RAY_AUTH_MODE=token and the cluster's RAY_AUTH_TOKEN "
+                                          "here") from None
+            else:  # a new local instance for this run only, even where another Ray runs
+                # (address="local"), with Ray's token authentication (its default since 2.59)
+                ray.init(address="local", num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False,
                          logging_level=logging.WARNING,
                          object_store_memory=int(os.environ.get("MICROEXP_RAY_STORE_BYTES", 200 * 2 ** 20)))
             self._started = True

@@ -120,9 +120,10 @@ def _sync(run: _Run, other: _Run, since: int) -> Optional[int]:
 def merged(uri: str, config: PipelineConfig, parts: List[TimeRange], paths: List[str],
            stats: Dict[str, int]) -> Iterator[Tuple[Frame, list, bool]]:
     """(frame, results, hold) of the whole input, as one sequential run gives them (the frames
-    carry no picture). `stats` gets: ranges, synced (boundaries where a range took over),
-    recomputed_frames (frames run again because a boundary did not sync)."""
-    stats.update(ranges=len(parts), synced=0, recomputed_frames=0)
+    carry no picture). `stats` gets: ranges; taken_over (ranges whose results were used from a
+    frame on: at their own boundary or, after frames computed again, at a later one);
+    recomputed_frames (frames computed again because a range did not take over in time)."""
+    stats.update(ranges=len(parts), taken_over=0, recomputed_frames=0)
     run, run_from = _load(paths[0]), parts[0].run_from
     offset, pos, k = 0, 0, 1  # ids added to the run's; the next frame to give; the next range
     while True:
@@ -167,7 +168,7 @@ def merged(uri: str, config: PipelineConfig, parts: List[TimeRange], paths: List
                 return
             k, nxt = met
             f, ids_then = last.index, last.ids
-        stats["synced"] += 1
+        stats["taken_over"] += 1
         offset += ids_then - nxt.at(f).ids
         run, run_from, pos, k = nxt, parts[k].run_from, f + 1, k + 1
 

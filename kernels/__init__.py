@@ -22,6 +22,7 @@ __all__ = [
     "encode_uvs28",
     "compose_regions",
     "region_motion",
+    "region_flow",
     "resize_linear",
     "resize_area",
     "FarnebackFlow",
@@ -303,6 +304,20 @@ def region_motion(flow: np.ndarray, grid: int = 4, step: int = 4, nonfinite: str
     if nonrigid_grid is not None:
         out["motion_nonrigid"] = residual
     return out
+
+
+def region_flow(flow: np.ndarray, boxes: np.ndarray, out: Optional[np.ndarray] = None,
+                nonfinite: str = "raise") -> np.ndarray:
+    """Per-region statistics of a (rows, cols, 2) float32 flow, as a (regions, 4) float32 array:
+    for each int32 box (x0, y0, x1, y1) of ``boxes`` (columns x0..x1-1, rows y0..y1-1, inside the
+    flow and not empty), its mean u and mean v, then its main direction as MDMO defines it: the
+    vectors are put in 8 direction bins of 45 degrees (counter-clockwise from +u; zero vectors in
+    none), and the mean vector of the fullest bin (the lowest on a tie) is given as its magnitude
+    and its angle (radians, ``atan2(v, u)``); 0 and 0 when every vector is zero. ``out``: a
+    (regions, 4) float32 C-contiguous array to write into (no allocation per frame).
+    ``nonfinite``: ``"raise"`` or ``"zero"`` (NaN/inf vectors count as zero vectors). Sums are
+    kept in double; a result beyond float32's range is saturated at its largest value."""
+    return _kernels.region_flow(flow, boxes, out, arg.choice("region_flow", "nonfinite", nonfinite, NONFINITE))
 
 
 class FarnebackFlow:

@@ -55,6 +55,21 @@ def np_uvs28(flow):
     ])
 
 
+def np_region_flow(flow, boxes):
+    """region_flow in NumPy: per box the mean flow, and the mean vector of the fullest of 8
+    45-degree direction bins (zero vectors in none)."""
+    out = np.zeros((len(boxes), 4), np.float32)
+    for k, (x0, y0, x1, y1) in enumerate(boxes):
+        f = flow[y0:y1, x0:x1].reshape(-1, 2).astype(np.float64)
+        moving = np.any(f != 0, axis=1)
+        bins = (np.floor(np.degrees(np.arctan2(f[:, 1], f[:, 0])) % 360 / 45).astype(int) % 8)[moving]
+        counts = np.bincount(bins, minlength=8)
+        main = f[moving][bins == int(np.argmax(counts))]
+        mean = main.mean(axis=0) if len(main) else np.zeros(2)
+        out[k] = (*f.mean(axis=0), np.hypot(*mean), np.arctan2(mean[1], mean[0]) if len(main) else 0.0)
+    return out
+
+
 def np_region_motion(flow, grid=4, step=4):
     """motion, upper, lower and local scores of region_motion in NumPy (no affine residual)."""
     s = flow[::step, ::step].astype(np.float64)
@@ -89,6 +104,11 @@ def run(repeats: int):
     hsv_out = np.empty((28, 28, 3), np.uint8)
     uvs_out = np.empty((3, 28, 28), np.float32)
     crop_out = np.empty((224, 224, 3), np.uint8)
+    # The twelve regions edge.face_regions places on a 224 px crop with the eyes 80 px apart.
+    boxes = np.array([[37, 44, 67, 64], [72, 44, 96, 64], [102, 52, 122, 72], [128, 44, 152, 64],
+                      [157, 44, 187, 64], [54, 80, 90, 100], [134, 80, 170, 100], [82, 114, 102, 138],
+                      [122, 114, 142, 138], [70, 153, 94, 177], [130, 153, 154, 177], [92, 189, 132, 213]], np.int32)
+    regions_out = np.empty((12, 4), np.float32)
 
     cases = [
         ("match_template exact, BGR 400x400 in 480x480",
@@ -112,6 +132,8 @@ def run(repeats: int):
          lambda: farneback(gray0, gray1, flow_out)),
         ("region_motion, 224x224 flow (NumPy baseline)",
          lambda: np_region_motion(flow), lambda: K.region_motion(flow, nonrigid_grid=8)),
+        ("region_flow, 12 regions of a 224x224 flow (NumPy baseline)",
+         lambda: np_region_flow(flow, boxes), lambda: K.region_flow(flow, boxes, out=regions_out)),
     ]
     rows = []
     for name, baseline, ours in cases:

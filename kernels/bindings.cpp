@@ -4,14 +4,17 @@
 #include <pybind11/pybind11.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "farneback.hpp"
 #include "flow_encode.hpp"
 #include "motion.hpp"
+#include "region_flow.hpp"
 #include "resize.hpp"
 #include "template_match.hpp"
 
@@ -401,6 +404,40 @@ PYBIND11_MODULE(_kernels, m) {
         }
         return py::make_tuple(s.motion, s.upper, s.lower, s.local, s.nonrigid);
     }, py::arg("flow"), py::arg("step"), py::arg("grid"), py::arg("nonrigid_grid"), py::arg("nonfinite"));
+
+    m.def("region_flow", [](const py::object& flow, const py::object& boxes, const py::object& out,
+                            const std::string& nonfinite) {
+        const std::string fn = "region_flow";
+        py::array keep = as_array<float>(flow, fn, "flow", "float32");
+        if (keep.ndim() != 3 || keep.shape(2) != 2)
+            fail_value(fn, "flow", "must have shape (rows, cols, 2), got " + shape_of(keep));
+        ViewF v = image_view<float>(keep, fn, "flow", 2, 2);
+        py::array b = as_array<std::int32_t>(boxes, fn, "boxes", "int32");
+        if (b.ndim() != 2 || b.shape(1) != 4 || b.shape(0) < 1)
+            fail_value(fn, "boxes", "must have shape (regions, 4) with at least one region, got " + shape_of(b));
+        const int count = (int)b.shape(0);
+        std::vector<RegionBox> regions((std::size_t)count);
+        for (int k = 0; k < count; ++k) {
+            const char* row = static_cast<const char*>(b.data()) + k * b.strides(0);
+            int c[4];
+            for (int j = 0; j < 4; ++j) c[j] = *reinterpret_cast<const std::int32_t*>(row + j * b.strides(1));
+            if (!(0 <= c[0] && c[0] < c[2] && c[2] <= v.cols && 0 <= c[1] && c[1] < c[3] && c[3] <= v.rows))
+                fail_value(fn, "boxes", "row " + std::to_string(k) + " (" + std::to_string(c[0]) + ", " +
+                                            std::to_string(c[1]) + ", " + std::to_string(c[2]) + ", " +
+                                            std::to_string(c[3]) + ") must be x0 < x1 <= " + std::to_string(v.cols) +
+                                            ", y0 < y1 <= " + std::to_string(v.rows) + " with x0, y0 >= 0");
+            regions[(std::size_t)k] = RegionBox{c[0], c[1], c[2], c[3]};
+        }
+        bool zero = false;
+        scanned_flow(v, nonfinite, fn, zero);  // refuses NaN/inf under 'raise'
+        py::array_t<float> o = output<float>(out, {count, kRegionStats}, fn, "float32");
+        float* dst = o.mutable_data();
+        {
+            py::gil_scoped_release nogil;
+            region_flow(v, regions.data(), count, zero, dst);
+        }
+        return o;
+    }, py::arg("flow"), py::arg("boxes"), py::arg("out"), py::arg("nonfinite"));
 
     py::class_<TemplateHandle>(m, "PyramidTemplate")
         .def(py::init([](const py::object& tpl, const std::string& loops) {

@@ -1,6 +1,7 @@
-"""A local Ray instance for the tests of `--ray` (batch and LOSO): started once, on loopback with
-two CPUs, by `ray start` as a user would, with token authentication (the token in this session's
-environment, which the drivers the tests start inherit), and stopped at the end of the session."""
+"""A local Ray instance for the tests of `--ray` (batch and LOSO): started once, with two CPUs, by
+`ray start` as a user would, with token authentication (the token in this session's environment,
+which the drivers the tests start inherit), and stopped at the end of the session (`ray stop`
+stops every Ray process of the machine, so the tests skip where one already runs)."""
 import importlib.util
 import os
 import secrets
@@ -26,11 +27,13 @@ def ray_address(tmp_path_factory):
     ray_cli = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
     if ray_cli is None:
         pytest.skip("the ray command is not on PATH; the --ray tests skip")
+    if shutil.which("pgrep") and subprocess.run(["pgrep", "-x", "raylet"], capture_output=True).returncode == 0:
+        pytest.skip("a Ray instance already runs on this machine; the --ray tests would stop it (ray stop), so they skip")
     port = _free_port()
     saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
     # Before this process imports Ray: it reads the token settings once.
     os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
-    started = subprocess.run([ray_cli, "start", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1",
+    started = subprocess.run([ray_cli, "start", "--head", "--port", str(port),
                               "--num-cpus", "2", "--object-store-memory", str(200 * 2 ** 20),
                               "--include-dashboard", "false", "--disable-usage-stats"],
                              capture_output=True, text=True, timeout=120)

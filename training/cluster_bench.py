@@ -9,7 +9,10 @@ Measured on this machine, side by side in one run:
   * per-task overhead: `--noop` empty tasks through each pool (what scheduling costs);
   * LOSO: `--folds` folds of the edge HTNet preset (`--epochs` epochs) on synthetic maps shaped
     like the MEGC composite (442 maps, 68 subjects), 1 and 2 workers, pool and Ray: seconds per fold;
-  * one fold-epoch of the official HTNet configuration (139.6M parameters) on the same maps.
+  * one fold-epoch of the official HTNet configuration (139.6M parameters) on the same maps;
+  * `--split`: a generated camera recording of `--split-minutes` (a minute's visit, then three
+    minutes without anyone, over and over) and one with a face throughout, each analysed whole
+    and as four ranges on 2 workers.
 Then, on paper from those measured costs, for a cluster of `--nodes` nodes each like this
 machine: the wall time to analyse `--estimate-clips` such clips, and the official HTNet schedule
 (68 folds x 800 epochs). Prints a table, and JSON with --json. Ray's start-up is timed apart."""
@@ -52,6 +55,42 @@ def write_clips(root: Path, clips: int, frames: int) -> List[str]:
             cv2.imwrite(str(folder / f"{c:03d}_{i:05d}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 92])
         paths.append(str(folder))
     return paths
+
+
+def write_recording(path: Path, pattern: str, seconds_per_char: float, fps: float = 25.0, size: int = 320) -> str:
+    """An MJPG camera recording: per character of `pattern` `seconds_per_char` of 'F' a face
+    (swaying a little) or '.' an empty wall with sensor noise."""
+    from microexp.edge.bench import PHOTO
+    face = cv2.resize(cv2.imread(str(PHOTO)), (size, size))
+    rng = np.random.default_rng(0)
+    wall = np.full((size, size, 3), 120, np.uint8)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (size, size))
+    i = 0
+    for c in pattern:
+        for _ in range(int(round(seconds_per_char * fps))):
+            if c == "F":
+                shift = np.float32([[1, 0, 1.5 * np.sin(i / 7)], [0, 1, 0]])
+                frame = cv2.warpAffine(face, shift, (size, size), borderMode=cv2.BORDER_REFLECT)
+            else:
+                frame = cv2.add(wall, rng.integers(0, 4, wall.shape, dtype=np.uint8))
+            writer.write(frame)
+            i += 1
+    writer.release()
+    return str(path)
+
+
+def time_split(uri: str, split_s: float, workers: int) -> Dict[str, object]:
+    """One input as one task, then as --split ranges: wall times, and what the merge did."""
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        run_batch([uri], Path(out) / "whole", PipelineConfig(), workers=1)
+        whole = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        manifest = run_batch([uri], Path(out) / "split", PipelineConfig(), workers=workers, split_s=split_s)
+        split = time.perf_counter() - t0
+    (entry,) = manifest.values()
+    return {"whole_s": round(whole, 2), "split_s": round(split, 2), "speedup": round(whole / split, 2),
+            "frames": entry["frames"], **entry["split"]}
 
 
 def decode_share(uri: str) -> Dict[str, float]:
@@ -156,6 +195,15 @@ def measure(args) -> Dict[str, object]:
             two = time_loso(1, 2, 1, None, preset="official", batch_size=256)
             report["htnet_official"] = {"fold_1_epoch_s": one, "fold_2_epochs_s": two,
                                         "epoch_s": round(max(two - one, 0.0), 2), "setup_s": round(max(2 * one - two, 0.0), 2)}
+        if args.split_minutes:
+            # A camera in a room that people visit: a minute's visit, then 3 minutes empty; and
+            # the same length with a face throughout. Ranges of a quarter of the recording.
+            minutes = args.split_minutes
+            quarter = minutes * 60 / 4
+            visits = write_recording(root / "visits.avi", "F..." * int(math.ceil(minutes / 4)), 60.0)
+            face = write_recording(root / "face.avi", "F" * int(minutes), 60.0)
+            report["split"] = {"recording_minutes": minutes, "range_s": quarter, "workers": 2,
+                               "visits": time_split(visits, quarter, 2), "face_throughout": time_split(face, quarter, 2)}
         report["estimates"] = estimates(report, args)
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -195,6 +243,14 @@ def table(report: Dict[str, object]) -> str:
     for r in report["runs"]:
         lines.append(f"{r['backend']:8} {r['workers']:7d} {r['wall_s']:8.2f} {r['frames_per_s']:9.1f} "
                      f"{r['clips_per_hour']:9.1f} {r['noop_task_ms']:14.3f} {r.get('loso_s_per_fold', float('nan')):12.2f}")
+    if "split" in report:
+        sp = report["split"]
+        for name in ("visits", "face_throughout"):
+            r = sp[name]
+            lines.append(f"--split {sp['range_s']:g} s, {sp['recording_minutes']} min recording ({name}): "
+                         f"{r['whole_s']} s whole, {r['split_s']} s split on {sp['workers']} workers "
+                         f"({r['speedup']}x); ranges {r['ranges']}, taken over {r['taken_over']}, "
+                         f"recomputed {r['recomputed_frames']} of {r['frames']} frames")
     if "htnet_official" in report:
         h = report["htnet_official"]
         lines.append(f"HTNet official: one fold-epoch {h['epoch_s']} s (setup {h['setup_s']} s)")
@@ -217,6 +273,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--epochs", type=int, default=5, help="epochs of those folds")
     p.add_argument("--skip-official", action="store_true", help="do not time the official HTNet configuration")
     p.add_argument("--no-ray", action="store_true")
+    p.add_argument("--split-minutes", type=int, default=16,
+                   help="length of the generated camera recordings timed with --split (0: none)")
     p.add_argument("--nodes", type=int, default=16)
     p.add_argument("--estimate-clips", type=int, default=10000)
     p.add_argument("--json", action="store_true")

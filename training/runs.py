@@ -81,6 +81,7 @@ def loso(exp: Experiment, set_name: str, data: str, out: str, *, command: str, w
     summary["command"] = command
     if sweep is not None:  # what each fold chose, on its inner folds
         summary["sweep"] = {"grid": sweep, "chosen": {r["subject"]: r.get("config") for r in results},
+                            "inner_scores": {r["subject"]: r.get("inner_scores") for r in results},
                             "selection": "inner leave-one-subject-out over each fold's training subjects"}
     if found is not None:
         summary["landmarks_found"] = int(found.sum())

@@ -27,23 +27,30 @@ from .fold_data import SHARED
 from .inputs import prepare_inputs
 
 
+# The settings a sweep may choose among: how a model is trained, not what is measured (task,
+# protocol) nor what the run is (ensembles, extra data, probes).
+SWEEPABLE = {"lr": float, "weight_decay": float, "epochs": int, "batch_size": int, "scale": float,
+             "flip": bool, "class_balance": bool, "threshold": float, "landmark_jitter": int}
+
+
 def parse_grid(text: str) -> List[Dict[str, object]]:
     """'lr=5e-4,1e-3;epochs=20,40' -> every combination, each a dict of Experiment overrides
-    converted to the type of the setting's default; ValueError naming what is wrong."""
-    fields = {f.name: f for f in dataclasses.fields(Experiment)}
-    axes = []
+    converted to the setting's type; ValueError naming what is wrong."""
+    axes, seen = [], set()
     for part in filter(None, (p.strip() for p in text.split(";"))):
         name, sep, values = part.partition("=")
         name = name.strip().replace("-", "_")
         if not sep or not values.strip():
             raise ValueError(f"--sweep {part!r}: expected name=value,value,...")
-        if name not in fields:
-            raise ValueError(f"--sweep: {name!r} is not a training setting (one of {', '.join(sorted(fields))})")
-        default = Experiment().__getattribute__(name)
-        kind = type(default) if isinstance(default, (bool, int, float, str)) else None
-        if kind is None:
-            raise ValueError(f"--sweep: {name!r} is not a number, flag or word setting")
-        axes.append([(name, _convert(name, kind, v.strip())) for v in values.split(",")])
+        if name not in SWEEPABLE:
+            raise ValueError(f"--sweep: {name!r} is not a setting a sweep may choose (one of {', '.join(sorted(SWEEPABLE))})")
+        if name in seen:
+            raise ValueError(f"--sweep: {name!r} is given twice; list all its values once, comma-separated")
+        seen.add(name)
+        values = [_convert(name, SWEEPABLE[name], v.strip()) for v in values.split(",")]
+        if len(set(values)) != len(values):
+            raise ValueError(f"--sweep: {name} lists a value twice")
+        axes.append([(name, v) for v in values])
     if not axes:
         raise ValueError("--sweep: no settings given")
     return [dict(combo) for combo in itertools.product(*axes)]
@@ -57,7 +64,7 @@ def _convert(name: str, kind, text: str):
             return text.lower() in ("true", "1")
         return kind(text)
     except ValueError:
-        raise ValueError(f"--sweep: {name}={text!r} is not a {kind.__name__}") from None
+        raise ValueError(f"--sweep: {name}={text!r} is not {'an integer' if kind is int else 'a ' + kind.__name__}") from None
 
 
 def check_grid(exp: Experiment, grid: List[Dict[str, object]], out_dir) -> None:
@@ -69,6 +76,16 @@ def check_grid(exp: Experiment, grid: List[Dict[str, object]], out_dir) -> None:
         raise ValueError("--sweep: the grid is empty")
     for overrides in grid:
         configured(exp, overrides)  # raises on a setting the experiment refuses
+    out_dir = Path(out_dir)
+    recorded = out_dir / "sweep" / "grid.json"
+    if recorded.is_file():
+        if json.loads(recorded.read_text()) != grid:
+            raise ValueError(f"{out_dir}: this run folder was swept over another grid ({recorded}); "
+                             "choose another --out")
+    elif (out_dir / "folds").is_dir() and any((out_dir / "folds").glob("*.json")):
+        raise ValueError(f"{out_dir}: this run folder holds folds trained without a sweep; choose another --out")
+    else:
+        atomic_write_json(recorded, grid)
 
 
 def configured(exp: Experiment, overrides: Dict[str, object]) -> Experiment:

@@ -124,3 +124,39 @@ def test_without_ray_the_flag_names_the_extra(data, tmp_path, capsys, monkeypatc
     monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
     assert main(["batch", str(data / "s1"), "--out", str(tmp_path / "o"), "--ray"]) == 2
     assert "pip install 'microexp-edge[ray]'" in capsys.readouterr().err
+
+
+def test_pool_workers_die_with_a_killed_driver(data, tmp_path):
+    """A driver killed with SIGKILL cannot stop its process pool: the workers ask the kernel to
+    kill them when it dies, instead of going on alone."""
+    out = tmp_path / "out"
+    proc = batch(data / "long", data / "s1", data / "s2", "--out", out, "--workers", "2")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any((out / ".partial").glob("*.*") if (out / ".partial").is_dir() else ()):
+        time.sleep(0.02)
+    workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                               text=True).stdout.split()]
+    assert workers, "the pool's workers were not found"
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(map(_running, workers)):
+        time.sleep(0.05)
+    assert [w for w in workers if _running(w)] == []
+
+
+def _running(pid: int) -> bool:
+    """Whether the process exists and is not a zombie waiting for its parent to reap it."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_local_ray_run_beside_a_running_cluster_gets_its_own(ray_address, data, tmp_path):
+    """--ray with no address starts a private instance even where another Ray runs (the session's)."""
+    proc = batch(data / "s1", "--out", tmp_path / "out", "--ray", "--workers", "1")
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert json.loads(stdout.strip().splitlines()[-1])["done"] == 1

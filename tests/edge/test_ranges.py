@@ -100,13 +100,13 @@ def test_split_ranges_give_the_sequential_rows_and_events(tmp_path, pattern, syn
     split = entry["split"]
     assert split["ranges"] == round(len(pattern) * 10 / 50)
     if synced == "all":
-        assert split["synced"] == split["ranges"] - 1 and split["recomputed_frames"] == 0
+        assert split["taken_over"] == split["ranges"] - 1 and split["recomputed_frames"] == 0
         # Each face after a stretch is a new one: the later ranges' ids were shifted into place.
         assert sorted({r["face_id"] for r in want_rows} - {""}) == ["0", "1", "2", "3", "4"]
     elif synced == "some":
-        assert split["synced"] >= 1 and 0 < split["recomputed_frames"] < len(pattern) * 10
+        assert split["taken_over"] >= 1 and 0 < split["recomputed_frames"] < len(pattern) * 10
     else:
-        assert split["synced"] == 0 and split["recomputed_frames"] > 0
+        assert split["taken_over"] == 0 and split["recomputed_frames"] > 0
     got = rows(out / entry["folder"] / "frames.csv")
     assert [r["frame"] for r in got] == [str(i) for i in range(len(pattern) * 10)]
     assert got == want_rows
@@ -178,6 +178,6 @@ def test_a_range_whose_pictures_are_not_the_runs_is_never_taken(tmp_path):
     manifest = run_batch([video], out, config, workers=1, split_s=2.0, overlap_s=overlap)
     (entry,) = manifest.values()
     assert entry["state"] == DONE and entry["split"]["recomputed_frames"] > 0
-    assert entry["split"]["synced"] == entry["split"]["ranges"] - 2  # the boundary into range 2 is carried over
+    assert entry["split"]["taken_over"] == entry["split"]["ranges"] - 2  # the boundary into range 2 is carried over
     assert rows(out / entry["folder"] / "frames.csv") == want_rows
     assert (out / entry["folder"] / "events.jsonl").read_text() == want_events

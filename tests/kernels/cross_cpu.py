@@ -14,7 +14,9 @@ import sys
 import numpy as np
 
 # Kernels whose arithmetic may follow the CPU (the grey levels they may differ by).
-CPU_DEPENDENT = {"encode_hsv28": 1}
+# Largest difference allowed; 0: byte-identical. region_flow's angle and magnitude come from libm's
+# atan2 and hypot in double, which may round differently across CPUs before the float32 cast.
+CPU_DEPENDENT = {"encode_hsv28": 1, "region_flow": 1e-6}
 
 
 def outputs() -> dict:
@@ -38,6 +40,8 @@ def outputs() -> dict:
         out[f"encode_uvs28_{i}"] = K.encode_uvs28(flow)
         out[f"encode_hsv28_{i}"] = K.encode_hsv28(flow)
         out[f"region_motion_{i}"] = np.array(list(K.region_motion(flow, nonrigid_grid=8).values()))
+        boxes = np.array([[37, 44, 67, 64], [102, 52, 122, 72], [54, 80, 90, 100], [92, 189, 132, 213]], np.int32)
+        out[f"region_flow_{i}"] = K.region_flow(flow, boxes)
     return out
 
 

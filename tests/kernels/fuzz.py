@@ -320,6 +320,27 @@ def case_region_motion(g):
                                    nonfinite=g.text(["raise", "zero"]), nonrigid_grid=nonrigid)
 
 
+def _boxes(g, rows, cols):
+    """Boxes inside a rows x cols flow, now and then one that is not (outside, empty, reversed)."""
+    boxes = []
+    for _ in range(int(g.pick([1, 3, 12]))):  # how many: drawn plainly (g.integer draws odd values too)
+        x0, y0 = int(g.rng.integers(0, max(1, cols))), int(g.rng.integers(0, max(1, rows)))
+        box = [x0, y0, x0 + int(g.rng.integers(1, 9)), y0 + int(g.rng.integers(1, 9))]
+        box[2], box[3] = min(box[2], cols), min(box[3], rows)
+        if g.p(0.05):
+            box[int(g.rng.integers(4))] = int(g.pick([-1, 0, rows + 1, cols + 1, 2**31 - 1, -2**31]))
+        boxes.append(box)
+    return np.array(boxes, g.pick([np.int32] * 9 + [np.int64]))
+
+
+def case_region_flow(g):
+    flow = g.flow(lo=1, hi=64)
+    rows, cols = flow.shape[:2] if isinstance(flow, np.ndarray) and flow.ndim == 3 else (8, 8)
+    boxes = _boxes(g, int(rows), int(cols))
+    out = g.out(np.float32, (len(boxes), 4))
+    return lambda: K.region_flow(flow, boxes, out=out, nonfinite=g.text(["raise", "zero"]))
+
+
 def _farneback_params(g):
     return dict(pyr_scale=g.real([0.5, 0.5, 0.8, 0.25]), levels=g.integer([0, 1, 3]),
                 winsize=g.integer([1, 5, 15]), iterations=g.integer([1, 3]),
@@ -403,6 +424,13 @@ def case_raw_compose_regions(g):
 def case_raw_region_motion(g):
     return lambda: R.region_motion(g.flow(lo=1), g.integer([1, 4, 2**31 - 1]), g.integer([1, 4]),
                                    g.integer([0, 4, 8]), g.text(["raise", "zero"]))
+
+
+def case_raw_region_flow(g):
+    flow = g.flow(lo=1)
+    rows, cols = flow.shape[:2] if isinstance(flow, np.ndarray) and flow.ndim == 3 else (8, 8)
+    return lambda: R.region_flow(flow, _boxes(g, int(rows), int(cols)), g.out(np.float32, (3, 4)),
+                                 g.text(["raise", "zero"]))
 
 
 def case_raw_pyramid_template(g):

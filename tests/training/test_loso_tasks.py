@@ -36,12 +36,27 @@ def test_the_grid_is_parsed_and_checked():
     assert sweep.parse_grid("lr=1e-3,5e-4; epochs=2,3") == [
         {"lr": 1e-3, "epochs": 2}, {"lr": 1e-3, "epochs": 3}, {"lr": 5e-4, "epochs": 2}, {"lr": 5e-4, "epochs": 3}]
     assert sweep.parse_grid("flip=true,false") == [{"flip": True}, {"flip": False}]
-    for bad, message in (("lr", "expected name=value"), ("nope=1", "not a training setting"),
-                         ("epochs=two", "not a int"), ("model_args=1", "not a number, flag or word")):
+    for bad, message in (("lr", "expected name=value"), ("nope=1", "not a setting a sweep may choose"),
+                         ("epochs=two", "not an integer"), ("model_args=1", "not a setting a sweep may choose"),
+                         ("protocol=oracle-epoch,honest", "not a setting a sweep may choose"),
+                         ("task=emotion,au", "not a setting"), ("lr=1e-3;lr=1e-2", "given twice"),
+                         ("lr=1e-3,0.001", "lists a value twice")):
         with pytest.raises(ValueError, match=message):
             sweep.parse_grid(bad)
     with pytest.raises(ValueError, match="oracle-epoch"):
         sweep.check_grid(Experiment(protocol="oracle-epoch"), [{"lr": 1.0}], "out")
+
+
+def test_a_run_folder_resumes_only_the_same_sweep(tmp_path):
+    maps, labels, subjects = _separable(subjects=("a", "b", "c"))
+    exp = Experiment(epochs=1, **TINY)
+    loso.run_loso(exp, maps, labels, subjects, out_dir=tmp_path / "s", progress=False, sweep=[{"lr": 1e-3}],
+                  folds=["a"])
+    with pytest.raises(ValueError, match="swept over another grid"):
+        loso.run_loso(exp, maps, labels, subjects, out_dir=tmp_path / "s", progress=False, sweep=[{"lr": 1e-2}])
+    loso.run_loso(exp, maps, labels, subjects, out_dir=tmp_path / "plain", progress=False, folds=["a"])
+    with pytest.raises(ValueError, match="trained without a sweep"):
+        loso.run_loso(exp, maps, labels, subjects, out_dir=tmp_path / "plain", progress=False, sweep=[{"lr": 1e-3}])
 
 
 def test_a_sweep_chooses_on_inner_folds_only(tmp_path, monkeypatch):
@@ -99,6 +114,7 @@ def test_train_loso_with_a_sweep_on_ray_from_the_cli(tmp_path, capsys, ray_addre
     assert summary["folds"] == 4 and summary["sweep"]["grid"] == [{"lr": 5e-4}, {"lr": 1e-3}]
     assert set(summary["sweep"]["chosen"]) == {"006", "sub01", "s1", "s2"}
     assert all(c in summary["sweep"]["grid"] for c in summary["sweep"]["chosen"].values())
+    assert all(len(scores) == 2 for scores in summary["sweep"]["inner_scores"].values())
     assert main(["train", "loso", "--set", "megc", "--data", str(data), "--out", str(tmp_path / "bad"),
                  "--sweep", "nope=1"]) == 2
-    assert "not a training setting" in capsys.readouterr().err
+    assert "not a setting a sweep may choose" in capsys.readouterr().err
