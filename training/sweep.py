@@ -26,7 +26,6 @@ from .experiment import Experiment
 from .fold_data import SHARED
 from .inputs import prepare_inputs
 
-
 # The settings a sweep may choose among: how a model is trained, not what is measured (task,
 # protocol) nor what the run is (ensembles, extra data, probes).
 SWEEPABLE = {"lr": float, "weight_decay": float, "epochs": int, "batch_size": int, "scale": float,
