@@ -60,7 +60,7 @@ def _call_with_shared(initializer, shared, fn, *args):
 
 
 class TaskPool:
-    """submit(fn, *args) -> a handle; completed() yields (handle, result, exception) as tasks end.
+    """submit(fn, *args, key=) -> a handle; completed() yields (key, result, exception) as tasks end.
 
     workers: tasks at once (on Ray: each task asks for one CPU, so a cluster runs as many at once
     as it has CPUs, and `workers` sets a local instance's CPUs). `ray_address`: None for
@@ -80,7 +80,6 @@ class TaskPool:
         self.ray = ray
         self._started = False
         if not ray.is_initialized():  # else: the caller's Ray, left running
-
             if ray_address:
                 _check_reachable(ray_address)
                 try:

@@ -18,12 +18,12 @@ throughout never does and costs a sequential run plus the wasted ranges."""
 from __future__ import annotations
 
 import math
-import os
 import pickle
 import zlib
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
+from .atomic_io import replacing
 from .config import PipelineConfig
 from .sources import Frame, FrameSource
 
@@ -80,23 +80,20 @@ def _records(uri: str, config: PipelineConfig, run_from: int, end: Optional[int]
 def analyse_range(uri: str, config: Dict[str, object], part: TimeRange, path: str) -> str:
     """A task: one range's records (from its overlap on) pickled to `path`, written whole."""
     records = list(_records(uri, PipelineConfig(**config), part.run_from, part.end))
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
+    with replacing(path) as tmp, open(tmp, "wb") as f:
         pickle.dump({"range": part, "records": records}, f, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, path)
     return path
 
 
 class _Run:
-    """Records by frame index: a range's from its file, or a rerun from a fresh start."""
+    """Records by frame index (a folder's unreadable image leaves a gap): a range's, from its file."""
 
     def __init__(self, records: List[Record]):
-        self.first = records[0].index if records else 0
         self.records = records
+        self._by_index = {r.index: r for r in records}
 
     def at(self, index: int) -> Optional[Record]:
-        i = index - self.first
-        return self.records[i] if 0 <= i < len(self.records) else None
+        return self._by_index.get(index)
 
 
 def _load(path: str) -> _Run:

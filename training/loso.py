@@ -223,10 +223,7 @@ def run_loso(exp: Experiment, maps: np.ndarray, targets: np.ndarray, subjects: S
     if ray_address is None and (workers <= 1 or len(todo) <= 1):
         _init_worker(shared)
         for s in todo:
-            if sweep is not None:
-                done.append(outer_fold(exp, sweep, s, out_dir, checkpoint_every))
-            else:
-                done.append(run_fold(exp, s, out_dir, checkpoint_every))
+            done.append(fold_task(exp, sweep, s, out_dir, checkpoint_every))
             if bar:
                 bar.update(1)
     else:
@@ -236,6 +233,14 @@ def run_loso(exp: Experiment, maps: np.ndarray, targets: np.ndarray, subjects: S
     if bar:
         bar.close()
     return sorted(done, key=lambda r: r["subject"])
+
+
+def fold_task(exp: Experiment, sweep: Optional[List[Dict[str, object]]], subject: str, out_dir: Optional[Path],
+              checkpoint_every: int) -> dict:
+    """One fold: a sweep's outer fold, or a plain one."""
+    if sweep is not None:
+        return outer_fold(exp, sweep, subject, out_dir, checkpoint_every)
+    return run_fold(exp, subject, out_dir, checkpoint_every)
 
 
 def _run_tasks(pool, exp: Experiment, todo: Sequence[str], subjects: np.ndarray, out_dir: Optional[Path],
@@ -248,10 +253,7 @@ def _run_tasks(pool, exp: Experiment, todo: Sequence[str], subjects: np.ndarray,
     results = []
 
     def fold(s):
-        if sweep is not None:
-            pool.submit(outer_fold, exp, sweep, s, out_dir, checkpoint_every, key=("fold", s))
-        else:
-            pool.submit(run_fold, exp, s, out_dir, checkpoint_every, key=("fold", s))
+        pool.submit(fold_task, exp, sweep, s, out_dir, checkpoint_every, key=("fold", s))
 
     for s in todo:
         if sweep is not None:

@@ -117,7 +117,9 @@ def test_a_killed_ray_driver_resumes(ray_address, data, tmp_path):
 def test_ray_missing_or_unreachable_is_a_clear_error(data, tmp_path, capsys, monkeypatch):
     pytest.importorskip("ray", reason="Ray is not installed; the unreachable-cluster message needs it")
     code = main(["batch", str(data / "s1"), "--out", str(tmp_path / "o"), "--ray", "127.0.0.1:1"])
-    assert code == 2 and "microexp batch: " in capsys.readouterr().err
+    assert code == 2 and "microexp batch: no Ray cluster answers at 127.0.0.1:1" in capsys.readouterr().err
+    assert main(["batch", str(data / "s1"), "--out", str(tmp_path / "o"), "--ray", "headnode"]) == 2
+    assert "expected host:port, ray://host:port or auto" in capsys.readouterr().err
 
 
 def test_without_ray_the_flag_names_the_extra(data, tmp_path, capsys, monkeypatch):

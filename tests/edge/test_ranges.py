@@ -127,26 +127,35 @@ def test_split_ranges_on_ray_give_the_sequential_rows(tmp_path, ray_address):
     assert (out / entry["folder"] / "events.jsonl").read_text() == want_events
 
 
-def test_a_resumed_split_input_keeps_its_finished_ranges(tmp_path):
-    """Ranges whose records a killed run left whole are not run again: a mark put into one of
-    them shows up in the merged rows."""
+def _left_by_a_killed_run(video, config, out, overlap, k, edit):
+    """Range k's records written as a killed run leaves them, after `edit(saved)` changed them."""
     from dataclasses import asdict
 
     from microexp.edge import batch
     from microexp.edge.ranges import analyse_range
+    parts = batch.split_plan(video, config, 2.0, overlap)
+    where = batch._ranges_folder(out, batch.folder_name(video), parts, asdict(config))
+    where.mkdir(parents=True)
+    path = analyse_range(video, asdict(config), parts[k], str(where / f"{k}.pkl"))
+    with open(path, "rb") as f:
+        saved = pickle.load(f)
+    edit(saved)
+    with open(path, "wb") as f:
+        pickle.dump(saved, f)
+    return where
+
+
+def test_a_resumed_split_input_keeps_its_finished_ranges(tmp_path):
+    """Ranges whose records a killed run left whole are not run again: a mark put into one of
+    them shows up in the merged rows."""
     video = str(write_video(tmp_path / "in.avi", "FE...FE...FE...FE...FFEF"))
     config = PipelineConfig(**CONFIG)
     out = tmp_path / "batch"
     overlap = least_overlap_s(config) + 0.2
-    parts = batch.split_plan(video, config, 2.0, overlap)
-    where = batch._ranges_folder(out, batch.folder_name(video), parts, asdict(config))
-    where.mkdir(parents=True)
-    path = analyse_range(video, asdict(config), parts[0], str(where / "0.pkl"))  # as a killed run left it
-    with open(path, "rb") as f:
-        saved = pickle.load(f)
-    saved["records"][3].results[0].motion["motion"] = 123.0
-    with open(path, "wb") as f:
-        pickle.dump(saved, f)
+
+    def mark(saved):
+        saved["records"][3].results[0].motion["motion"] = 123.0
+    where = _left_by_a_killed_run(video, config, out, overlap, 0, mark)
     manifest = run_batch([video], out, config, workers=1, split_s=2.0, overlap_s=overlap)
     (entry,) = manifest.values()
     assert entry["state"] == DONE
@@ -157,24 +166,15 @@ def test_a_resumed_split_input_keeps_its_finished_ranges(tmp_path):
 def test_a_range_whose_pictures_are_not_the_runs_is_never_taken(tmp_path):
     """A video sought to a range's start can land on another frame (variable frame rate); such a
     range is detected by its pictures' digests and the run is carried on past it instead."""
-    from dataclasses import asdict
-
-    from microexp.edge import batch
-    from microexp.edge.ranges import analyse_range
     video = str(write_video(tmp_path / "in.avi", "FE...FE...FE...FE...FFEF"))
     want_rows, want_events = sequential(video, tmp_path / "seq")
     config = PipelineConfig(**CONFIG)
     out = tmp_path / "batch"
     overlap = least_overlap_s(config) + 0.2
-    parts = batch.split_plan(video, config, 2.0, overlap)
-    where = batch._ranges_folder(out, batch.folder_name(video), parts, asdict(config))
-    where.mkdir(parents=True)
-    path = analyse_range(video, asdict(config), parts[2], str(where / "2.pkl"))
-    with open(path, "rb") as f:
-        saved = pickle.load(f)
-    saved["records"] = [r._replace(digest=r.digest + 1) for r in saved["records"]]  # as if one frame off
-    with open(path, "wb") as f:
-        pickle.dump(saved, f)
+
+    def one_frame_off(saved):
+        saved["records"] = [r._replace(digest=r.digest + 1) for r in saved["records"]]
+    _left_by_a_killed_run(video, config, out, overlap, 2, one_frame_off)
     manifest = run_batch([video], out, config, workers=1, split_s=2.0, overlap_s=overlap)
     (entry,) = manifest.values()
     assert entry["state"] == DONE and entry["split"]["recomputed_frames"] > 0
