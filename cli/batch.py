@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from microexp.cli.run import add_spotter_arguments, spotter_overrides
 from microexp.edge.config import PipelineConfig
 
 
@@ -28,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "idle_max_interval_ms, 31.5 s, the least in which a range can take over)")
     p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     p.add_argument("--flow", default="farneback")
+    add_spotter_arguments(p)
 
 
 def run(args) -> int:
@@ -42,7 +44,7 @@ def run(args) -> int:
     if args.overlap is not None and args.split is None:
         print("microexp batch: --overlap goes with --split", file=sys.stderr)
         return 2
-    config = PipelineConfig(flow=args.flow)
+    config = PipelineConfig(flow=args.flow, **spotter_overrides(args))
     if args.overlap is not None and args.overlap < least_overlap_s(config):
         print(f"microexp batch: --overlap {args.overlap} s is shorter than {least_overlap_s(config)} s: no range can "
               "take over from the one before, so each split input is computed again in one piece", file=sys.stderr)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from microexp.edge.analysis import COMPLETE, INTERRUPTED, Terminated
 from microexp.edge.backends import BACKENDS
-from microexp.edge.config import DEFAULT_SPOTTER, SAMPLE_CLIP, SPOT_SCORES, PipelineConfig
+from microexp.edge.config import DEFAULT_SPOTTER, SAMPLE_CLIP, SPOT_SCORES, SPOTTERS, PipelineConfig
 from microexp.edge.flow import METHODS
 from microexp.edge.trt import PRECISIONS
 
@@ -55,6 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "model's 1 - p(none), the shipped spotter unless --spotter-model names one)")
     p.add_argument("--spot-threshold", type=float,
                    help="fixed detector threshold (default: the spotter model's for 'learned', else baseline + k MAD)")
+    add_spotter_arguments(p)
     p.add_argument("--detect-score", type=float, default=d["detect_score"].default,
                    help="lowest MTCNN score that starts a face track (default %(default)s)")
     p.add_argument("--face", default="largest",
@@ -80,6 +81,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--action-gate", help="action gate JSON (default: the shipped one; 'none': the models' "
                                          "raw outputs, no 'action' column, no 'none' emotion)")
     p.add_argument("--openface", action="store_true", help=argparse.SUPPRESS)  # AUxx_c are always written now
+
+
+def add_spotter_arguments(p: argparse.ArgumentParser) -> None:
+    """--spotter and the micro/macro boundary, shared by the commands that spot events."""
+    d = PipelineConfig.__dataclass_fields__
+    p.add_argument("--spotter", choices=tuple(SPOTTERS),
+                   help="what spots events: motion (the local motion score, the default), cnn-lstm (the shipped "
+                        "learned spotter) or graph (the AU-aware region-graph spotter); sets --spot-score and "
+                        "the model (--spotter-model still names another file)")
+    p.add_argument("--micro-max-ms", type=float, default=d["micro_max_ms"].default, metavar="MS",
+                   help="events up to this long are micro-expressions, longer ones macro (default 500)")
+    p.add_argument("--macro-max-ms", type=float, default=d["macro_max_ms"].default, metavar="MS",
+                   help="longer intervals are dropped (default 4000; at or below --micro-max-ms: micro only)")
+    p.add_argument("--min-event-ms", type=float, metavar="MS",
+                   help="shorter intervals are dropped (default: the learned spotter model's, else 40)")
+
+
+def spotter_overrides(args) -> dict:
+    """PipelineConfig fields from --spotter, --spotter-model and the micro/macro boundary."""
+    out = {"micro_max_ms": args.micro_max_ms, "macro_max_ms": args.macro_max_ms, "min_event_ms": args.min_event_ms}
+    if args.spotter:
+        out.update(SPOTTERS[args.spotter])
+    model = getattr(args, "spotter_model", None)
+    if model and model != "default":
+        out["spotter_model"] = model
+    elif model == "default" and not args.spotter:
+        out["spotter_model"] = str(DEFAULT_SPOTTER)
+    return out
 
 
 def _size(text: str):
@@ -109,9 +138,7 @@ def config_from(args) -> PipelineConfig:
     if args.action_gate:
         overrides["action_gate"] = None if args.action_gate == "none" else args.action_gate
     overrides["all_aus"] = args.all_aus
-    if args.spotter_model:
-        overrides["spotter_model"] = str(DEFAULT_SPOTTER) if args.spotter_model == "default" \
-            else args.spotter_model
+    overrides.update(spotter_overrides(args))
     return PipelineConfig(**overrides)
 
 

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from microexp.cli.run import _size
+from microexp.cli.run import _size, add_spotter_arguments, spotter_overrides
 from microexp.edge.backends import BACKENDS
 from microexp.edge.config import SAMPLE_CLIP, SPOT_SCORES, PipelineConfig
 from microexp.edge.flow import METHODS
@@ -47,6 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flow", default="farneback", choices=METHODS, metavar="FLOW", help="as for `microexp run`")
     p.add_argument("--faces", type=int, default=d["faces"].default, metavar="N", help="faces tracked at once")
     p.add_argument("--spot-score", choices=SPOT_SCORES, default=d["spot_score"].default)
+    add_spotter_arguments(p)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--backend", default="auto", choices=BACKENDS)
 
@@ -118,8 +119,8 @@ def run(args) -> int:
     if problem:
         print(f"microexp serve: {problem}", file=sys.stderr)
         return 2
-    config = PipelineConfig(flow=args.flow, faces=args.faces, spot_score=args.spot_score, threads=args.threads,
-                            backend=args.backend)
+    config = PipelineConfig(**{"flow": args.flow, "faces": args.faces, "spot_score": args.spot_score,
+                               "threads": args.threads, "backend": args.backend, **spotter_overrides(args)})
     Pipeline(config).close()  # a model that does not load is reported here, before the server starts
     size = args.size or (None, None)
     live = LiveAnalysis(lambda: Pipeline(config), source, fps=args.rate or args.fps, width=size[0], height=size[1],

@@ -6,6 +6,7 @@ CNN-LSTM and the learned spotter (microexp.training.runs and .spotter do the wor
     microexp train fit --set megc --data DIR --out model.pt [--metrics runs/megc-edge/summary.json]
     microexp train sequence --data DIR --out cnn_lstm.pt
     microexp train spotter --data SYNTH_DIR [...] --dev SYNTH_DIR --out spotter.pt [--init cnn_lstm.pt]
+    microexp train graph-spotter --data MIXED_SYNTH_DIR [...] --dev MIXED_SYNTH_DIR --out graph_spotter.pt
 """
 from __future__ import annotations
 
@@ -103,6 +104,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     spot.add_argument("--no-flip", action="store_true", help="no mirror augmentation")
     spot.add_argument("--seed", type=int, default=0)
     spot.add_argument("--json", action="store_true")
+    graph = sub.add_parser("graph-spotter", help="the AU-aware graph spotter (none / macro / micro per frame) "
+                                                 "on region features the runtime computes from generated clips")
+    graph.add_argument("--data", nargs="+", required=True, help="sets written by `microexp synth --mixed` (training)")
+    graph.add_argument("--dev", help="a further generated set: chooses the event threshold stored with the model")
+    graph.add_argument("--out", required=True, help="checkpoint path (.pt); the card is written beside it")
+    graph.add_argument("--graph", help="edge weights JSON (python -m microexp.training.au_graph; default: the "
+                                       "shipped one from SAMM's AU annotations)")
+    graph.add_argument("--flow", default="farneback", help="the runtime flow mode the features are computed with")
+    graph.add_argument("--fps", type=float, default=30.0, help="the sets' frame rate (default 30)")
+    graph.add_argument("--steps", type=int, default=600)
+    graph.add_argument("--window", type=int, default=128, help="frames per training window")
+    graph.add_argument("--batch-size", type=int, default=16)
+    graph.add_argument("--lr", type=float, default=2e-3)
+    graph.add_argument("--balance", type=float, default=0.5,
+                       help="class weights = inverse frequency to this power (1 fully balanced)")
+    graph.add_argument("--no-flip", action="store_true", help="no mirror augmentation")
+    graph.add_argument("--seed", type=int, default=0)
+    graph.add_argument("--json", action="store_true")
     maps = sub.add_parser("au-maps", help="AU training rows from generated clips: the runtime's hsv28 map at "
                                           "each planted apex, labelled with the planted AUs")
     maps.add_argument("--data", nargs="+", required=True, help="sets written by `microexp synth`")
@@ -157,6 +176,8 @@ def run(args) -> int:
         return _spotter(args, command)
     if args.train_command == "au-maps":
         return _au_maps(args, command)
+    if args.train_command == "graph-spotter":
+        return _graph_spotter(args, command)
     exp = experiment_from(args)
     if args.train_command == "loso":
         fold_extra = None
@@ -209,6 +230,23 @@ def _spotter(args, command: str) -> int:
     if summary["development"]:
         d = summary["development"]
         print(f"development F1 {d['f1']:.4f} ({d['tp']}/{d['n_true']} events, {d['n_pred']} predicted) "
+              f"at threshold {d['threshold']}")
+    print(f"checkpoint: {summary['checkpoint']}\nmodel_card: {summary['model_card']}")
+    return 0
+
+
+def _graph_spotter(args, command: str) -> int:
+    from microexp.training.graph_spotter import GraphSpotterSettings, train
+    settings = GraphSpotterSettings(data=args.data, out=args.out, dev=args.dev, graph=args.graph, flow=args.flow,
+                                    fps=args.fps, steps=args.steps, window=args.window, batch_size=args.batch_size,
+                                    lr=args.lr, balance=args.balance, flip=not args.no_flip, seed=args.seed)
+    summary = train(settings, command, progress=not args.json)
+    if args.json:
+        print(json.dumps(summary, indent=1))
+        return 0
+    if summary["development"]:
+        d = summary["development"]
+        print(f"development F1 all {d['all']['f1']:.4f}, micro {d['micro']['f1']:.4f}, macro {d['macro']['f1']:.4f} "
               f"at threshold {d['threshold']}")
     print(f"checkpoint: {summary['checkpoint']}\nmodel_card: {summary['model_card']}")
     return 0

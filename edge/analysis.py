@@ -161,7 +161,7 @@ def analyse(pipe: Pipeline, source: FrameSource, options: AnalysisOptions, repla
     short = (ended == COMPLETE and total is not None and done < total and not source.live and not source.files)
     # lost: frames on which no face was tracked; faces: the face ids handed out.
     summary: Dict[str, object] = {"frames": done, "lost": lost, "faces": len(faces), "events": events.count,
-                                  "rows": str(frames_path),
+                                  "events_by_kind": dict(events.kinds), "rows": str(frames_path),
                                   "events_file": str(events.path)}
     if video is not None and video.writer is not None:
         summary["video"] = str(video.path)

@@ -287,6 +287,25 @@ def extra_face_cost(threads: int, frames_n: int = 40) -> dict:
     return report
 
 
+def spotter_cost(frames, threads: int) -> dict:
+    """Per-frame cost of each --spotter on the reference pipeline: its own stage (the learned
+    spotters' model step; the graph spotter's includes its region features) and the frame's total."""
+    from .config import SPOTTERS
+    from .pipeline import Pipeline, PipelineConfig
+    out = {}
+    for name, choice in SPOTTERS.items():
+        with Pipeline(PipelineConfig(emotion_model=None, threads=threads, fps=200, **choice)) as pipe:
+            pipe.process(frames[0])
+            stage, total = [], []
+            for f in frames[1:]:
+                lat = pipe.process(f).latency_ms
+                stage.append(lat.get("spotter_model", 0.0))
+                total.append(lat["total"])
+        out[name] = {"spotter_p50_ms": float(np.percentile(stage, 50)), "spotter_p99_ms": float(np.percentile(stage, 99)),
+                     "total_p50_ms": float(np.percentile(total, 50))}
+    return out
+
+
 def run(frames_n: int, threads: int, fast_flow: str, fast_crop: int, fast_track_level: int = 0,
         backend: str = "auto", trt_precision: str = "fp32", baseline_model=None):
     frames = samm_like_frames(frames_n)
@@ -314,7 +333,9 @@ def run(frames_n: int, threads: int, fast_flow: str, fast_crop: int, fast_track_
             # Nobody in view, and a person stepping in (reference mode's pipeline, 30 fps).
             "idle": idle_and_acquisition(threads),
             # Three people in view: tracked one at a time and all together (30 fps timestamps).
-            "several_faces": extra_face_cost(threads)}
+            "several_faces": extra_face_cost(threads),
+            # What each --spotter adds per frame (reference mode, the same frames).
+            "spotters": spotter_cost(frames, threads)}
 
 
 def print_table(report):
@@ -368,6 +389,9 @@ def print_table(report):
         print(f"three people in view: faces=1 {one['p50']:.2f} ms per frame (p50), faces=3 {three['p50']:.2f} ms "
               f"({three['faces_tracked_median']:.0f} tracked); each extra face "
               + (f"{extra:.2f} ms" if extra is not None else "not measured (no extra face tracked)"))
+    for name, cost in report.get("spotters", {}).items():
+        print(f"--spotter {name:8s}: its stage {cost['spotter_p50_ms']:.3f} ms p50 ({cost['spotter_p99_ms']:.3f} p99), "
+              f"frame total {cost['total_p50_ms']:.2f} ms p50")
     for name, cost in report.get("action_gate_input_cost", {}).items():
         print(f"action gate input ({name} crop): region_motion {cost['region_motion_p50_ms']:.3f} ms, with the "
               f"non-rigid score {cost['with_nonrigid_p50_ms']:.3f} ms (+{cost['added_p50_ms']:.3f})")

@@ -14,6 +14,13 @@ from .trt import PRECISIONS
 MODELS = Path(__file__).parent / "models"
 # The learned spotter shipped for --spotter-model / --spot-score learned (docs/synth.md).
 DEFAULT_SPOTTER = MODELS / "spotter.onnx"
+# The AU-aware graph spotter (none / macro / micro per frame on region flow features), trained
+# on generated long clips at 30 fps (docs/spotting.md).
+DEFAULT_GRAPH_SPOTTER = MODELS / "graph_spotter.onnx"
+# What `--spotter` names: which score drives the event detector and the model behind it.
+SPOTTERS = {"motion": {"spot_score": "motion_local"},
+            "cnn-lstm": {"spot_score": "learned", "spotter_model": str(DEFAULT_SPOTTER)},
+            "graph": {"spot_score": "learned", "spotter_model": str(DEFAULT_GRAPH_SPOTTER)}}
 # The shipped action gate: P(facial action) per frame from absolute motion against the face's
 # own noise floor (action.py), fitted on calibration clips (training/action_fit.py).
 DEFAULT_GATE = MODELS / "action_gate.json"
@@ -97,12 +104,24 @@ class PipelineConfig:
     # shipped one when spot_score is 'learned'.
     spotter_model: Optional[str] = None
     spot_threshold: Optional[float] = None  # a fixed score threshold for the detector instead of baseline + k * MAD
+    # Event kinds: an interval of at most micro_max_ms is a micro-expression (MEGC: 500 ms), a
+    # longer one up to macro_max_ms a macro-expression (the long-video sets' go to about 4 s);
+    # longer ones are dropped. macro_max_ms <= micro_max_ms reports micro-expressions only.
+    micro_max_ms: float = 500.0
+    macro_max_ms: float = 4000.0
+    # The shortest event reported: the config's, else the learned spotter model's (spot_min_ms,
+    # chosen on a development set with its threshold), else 40 ms.
+    min_event_ms: Optional[float] = None
     # Hand out each frame's uvs28 map (what the spotter model steps on) in FrameResult.uvs28:
     # a copy per frame, so off by default; the learned spotter's training data is made with it.
     return_uvs28: bool = False
     # The same for the hsv28 map the AU model reads (FrameResult.hsv28, (3, 28, 28) B, G, R 0..255):
     # training data for the AU model as the runtime encodes it.
     return_hsv28: bool = False
+    # The same for the twelve facial regions' flow features (kernels.region_flow on the crop,
+    # regions placed from the landmarks, edge/face_regions.py): FrameResult.regions (12, 4), what
+    # the graph spotter steps on; its training data is made with it.
+    return_regions: bool = False
 
     def __post_init__(self):
         if self.flow not in METHODS:
@@ -123,6 +142,11 @@ class PipelineConfig:
         if self.spot_score == "learned" and not self.spotter_model:
             self.spotter_model = str(DEFAULT_SPOTTER)
         self.face_point()  # validates
+        if self.min_event_ms is not None and not 0 < self.min_event_ms:
+            raise ValueError(f"PipelineConfig: min_event_ms must be positive, got {self.min_event_ms!r}")
+        if not (self.min_event_ms or 40.0) <= self.micro_max_ms:
+            raise ValueError(f"PipelineConfig: micro_max_ms ({self.micro_max_ms!r}) must be at least the shortest "
+                             f"event ({self.min_event_ms or 40.0})")
         if not 0.0 <= self.detect_score <= 1.0:
             raise ValueError(f"PipelineConfig: detect_score must be within 0..1, got {self.detect_score!r}")
         if self.crop_size < 28:

@@ -64,3 +64,18 @@ def region_boxes(landmarks: np.ndarray, size: Tuple[int, int], out: np.ndarray =
         y1 = int(np.clip(np.ceil(cy + hh * d), y0 + 1, rows))
         boxes[k] = (x0, y0, x1, y1)
     return boxes
+
+
+REGION_CROP = 224  # the crop size region features are stated for (px); others are rescaled to it
+# Where MTCNN's five landmarks fall in its face box on average (fractions of the box), for a
+# detection whose landmarks cannot place regions (eyes on one point).
+TYPICAL_LANDMARKS = np.array([[0.31, 0.40], [0.69, 0.40], [0.50, 0.58], [0.35, 0.78], [0.65, 0.78]])
+
+
+def crop_regions(landmarks: np.ndarray, crop_size: int) -> np.ndarray:
+    """region_boxes on a square crop, from the detection's landmarks in its pixels, or from
+    TYPICAL_LANDMARKS when those are not usable (so a track always has its regions)."""
+    try:
+        return region_boxes(landmarks, (crop_size, crop_size))
+    except ValueError:
+        return region_boxes(TYPICAL_LANDMARKS * crop_size, (crop_size, crop_size))

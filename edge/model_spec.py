@@ -5,7 +5,8 @@ TensorRT calibration read it (`ModelSpec.from_props`).
 Keys (values are strings; lists, numbers and objects are JSON):
   task            'emotion' | 'au' | 'spotting'
   labels          list, the order of the output columns
-  input_encoding  'hsv28' | 'uvs28' | 'uvs28-regions'
+  input_encoding  'hsv28' | 'uvs28' | 'uvs28-regions' | 'region-flow' (the twelve facial regions'
+                  kernels.region_flow features, (12, 4) per frame: the graph spotter)
   input_channels  list, e.g. ["u", "v", "strain"] or ["B", "G", "R"]
   input_scale     number: the model takes encoder values 0..255 times this
   flow            token of the optical flow the training inputs were made with: a runtime flow
@@ -16,7 +17,12 @@ Keys (values are strings; lists, numbers and objects are JSON):
                   flow and the runtime's, measured, with the command that measured it
   output_kind     'logits' (sigmoid/softmax are the caller's)
   thresholds      list (au only): decision thresholds on sigmoid(logits), in label order
-  state_size      number (streaming models only): size of h and c
+  state_size      number (streaming models only): size of each state input (h and c of the
+                  CNN-LSTM; the graph spotter's one `state`, its last frames' inputs)
+  frame_rate      number (temporal spotting models, optional): the frame rate its training
+                  clips had; a stream at another rate is noted in the run's summary
+  spot_min_ms     number (spotting models, optional): the shortest event the detector reports
+                  with this model's score, chosen on a development set with spot_threshold
   spot_threshold  number (spotting models, optional): the event detector's threshold on
                   1 - p(none), chosen on a development set
   au_quality      object (AU models, optional): how well each AU is detected, measured without
@@ -38,7 +44,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Dict, Mapping, Optional, Tuple
 
 TASKS = ("emotion", "au", "spotting")
-ENCODINGS = ("hsv28", "uvs28", "uvs28-regions")
+ENCODINGS = ("hsv28", "uvs28", "uvs28-regions", "region-flow")
 # Flows of published training sets, which no runtime flow mode reproduces.
 PUBLISHED_FLOWS = {
     "megc2019-composite": "as published with the MEGC2019 composite in the official HTNet repository "
@@ -46,7 +52,8 @@ PUBLISHED_FLOWS = {
 }
 REQUIRED = ("task", "labels", "input_encoding", "input_scale", "output_kind")
 _TOKEN = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
-_JSON = ("labels", "input_channels", "input_scale", "thresholds", "state_size", "spot_threshold", "flow_shift",
+_JSON = ("labels", "input_channels", "input_scale", "thresholds", "state_size", "spot_threshold", "spot_min_ms", "frame_rate",
+         "flow_shift",
          "au_quality")
 
 
@@ -73,6 +80,8 @@ class ModelSpec:
     thresholds: Optional[Tuple[float, ...]] = None
     state_size: int = 0
     spot_threshold: Optional[float] = None
+    spot_min_ms: Optional[float] = None
+    frame_rate: Optional[float] = None
     flow_shift: Optional[Dict[str, object]] = None
     au_quality: Optional[Dict[str, object]] = None
     licence: str = ""
@@ -112,6 +121,12 @@ class ModelSpec:
             bad("state_size", f"must be a non-negative integer, got {self.state_size!r}")
         if self.spot_threshold is not None and not 0.0 <= self.spot_threshold <= 1.0:
             bad("spot_threshold", f"must be within 0..1, got {self.spot_threshold!r}")
+        if self.spot_min_ms is not None and not (isinstance(self.spot_min_ms, (int, float))
+                                                 and math.isfinite(self.spot_min_ms) and self.spot_min_ms > 0):
+            bad("spot_min_ms", f"must be a positive number of milliseconds, got {self.spot_min_ms!r}")
+        if self.frame_rate is not None and not (isinstance(self.frame_rate, (int, float))
+                                                and math.isfinite(self.frame_rate) and self.frame_rate > 0):
+            bad("frame_rate", f"must be a positive finite number, got {self.frame_rate!r}")
         if self.au_quality is not None:
             q = self.au_quality
             per_au, bar = (q.get("per_au"), q.get("bar")) if isinstance(q, dict) else (None, None)

@@ -153,6 +153,7 @@ class EventWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.file = open(self.path, "w")
         self.count = 0
+        self.kinds = {"micro": 0, "macro": 0}  # events written, by Event.kind
 
     def write(self, event, event_id: Optional[int] = None):
         record = dataclasses.asdict(event)
@@ -161,6 +162,7 @@ class EventWriter:
         self.file.write(json.dumps(record) + "\n")
         self.file.flush()
         self.count += 1
+        self.kinds[event.kind] = self.kinds.get(event.kind, 0) + 1
 
     def close(self):
         self.file.close()

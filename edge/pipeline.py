@@ -24,6 +24,7 @@ from .action import ActionGate, GateParams
 from .backends import open_model
 from .config import DEFAULT_SPOTTER, MODELS, PipelineConfig  # noqa: F401  (part of this module's API)
 from .detect import Face, FaceDetector
+from .face_regions import REGION_CROP, crop_regions
 from .flow import FlowEstimator, describe, flow_token
 from .frames import as_bgr
 from .sources import Frame, FrameSource
@@ -55,6 +56,7 @@ class FrameResult:
     spotting: Dict[str, float] = field(default_factory=dict)  # the spotter model's class probabilities
     uvs28: Optional[np.ndarray] = None  # (3, 28, 28) float32 0..255, with PipelineConfig.return_uvs28
     hsv28: Optional[np.ndarray] = None  # (3, 28, 28) float32 0..255, with PipelineConfig.return_hsv28
+    regions: Optional[np.ndarray] = None  # (12, 4) float32 region flow features, with PipelineConfig.return_regions
     latency_ms: Dict[str, float] = field(default_factory=dict)
     event: Optional[Event] = None  # an event recognised at this frame (it ended before it)
     timestamp_utc: Optional[str] = None  # live sources: when the frame arrived (ISO 8601, UTC)
@@ -116,9 +118,14 @@ class Pipeline:
         # The learned score's detector threshold: the config's, else the one the spotter model
         # was shipped with (chosen on a development set), else baseline + k * MAD.
         self.spot_threshold = c.spot_threshold
-        if self.spot_threshold is None and c.spot_score == "learned":
-            self.spot_threshold = spotter.spec.spot_threshold
-        self.spotter = IntervalSpotter(c.fps, k=c.spot_k, threshold=self.spot_threshold)
+        self.min_event_ms = c.min_event_ms
+        if c.spot_score == "learned":
+            if self.spot_threshold is None:
+                self.spot_threshold = spotter.spec.spot_threshold
+            if self.min_event_ms is None:
+                self.min_event_ms = spotter.spec.spot_min_ms
+        self.min_event_ms = self.min_event_ms or 40.0
+        self.spotter = self._interval_spotter()
         self._crop = np.empty((c.crop_size, c.crop_size, 3), np.uint8)
         self._gray = np.empty((c.crop_size, c.crop_size), np.uint8)
         self._hsv = np.empty((28, 28, 3), np.uint8)
@@ -127,6 +134,9 @@ class Pipeline:
         self._emotion = self.emotion_model.bind() if self.emotion_model else None
         self._spot = self.spotter_model.bind() if self.spotter_model else None
         self._uvs = np.empty((3, 28, 28), np.float32)
+        # The graph spotter steps on region flow features; the others on the uvs28 map.
+        self._spot_regions = spotter is not None and spotter.spec.input_encoding == "region-flow"
+        self._regions = np.empty((12, 4), np.float32)
         self._flow = np.empty((c.crop_size, c.crop_size, 2), np.float32) if self.flow.writes_out_only else None
         self.reset()
 
@@ -162,7 +172,8 @@ class Pipeline:
 
     def flow_mismatches(self) -> List[str]:
         """One sentence per model whose training inputs were made with another optical flow
-        than this pipeline computes: what it means and what to do, for the run's summary."""
+        than this pipeline computes, or at another frame rate than the stream's (temporal
+        spotters): what it means and what to do, for the run's summary."""
         runtime = flow_token(self.config.flow)
         notes = []
         for role, m in self.models().items():
@@ -175,6 +186,13 @@ class Pipeline:
                          f"this run's (its flow: {m.spec.flow_description()}; this run: "
                          f"{describe(self.config.flow)}){moved}. Treat its {role} scores as indicative, "
                          "not calibrated.")
+        for role, m in self.models().items():
+            rate = m.spec.frame_rate
+            if rate and abs(self.config.fps / rate - 1) > 0.1:
+                notes.append(f"the {role} model ({m.path.name}) was trained on clips at {rate:g} fps and this "
+                             f"stream runs at {self.config.fps:g} fps: it sees each expression over "
+                             f"{self.config.fps / rate:.2g} times as many frames as in training. Its events are "
+                             "measured at its own rate only (docs/spotting.md).")
         return notes
 
     def close(self) -> None:
@@ -303,7 +321,7 @@ class Pipeline:
             track = known  # the same person: its id and its spotter's calm baseline go on
         else:
             track = FaceTrack(self._next_id, self.flow if c.faces == 1 else FlowEstimator(c.flow),
-                              IntervalSpotter(c.fps, k=c.spot_k, threshold=self.spot_threshold),
+                              self._interval_spotter(),
                               ActionGate(self._gate_params, c.crop_size, c.fps) if self._gate_params else None)
             self._next_id += 1
         track.box, track.look, track.lost_at = box, look, None
@@ -317,6 +335,7 @@ class Pipeline:
         self._new_reference(track)  # a new onset: the learned spotter and the gate start afresh
         # Landmarks on the 28x28 grid of the crop, for the emotion model's region composite.
         track.landmarks28 = (f.landmarks - [x1, y1]) / [x2 - x1, y2 - y1] * 28.0
+        track.regions = crop_regions(track.landmarks28 * (c.crop_size / 28.0), c.crop_size)
         self._frame_size = frame.shape[:2]
         self.tracks.append(track)
         return track
@@ -475,10 +494,21 @@ class Pipeline:
             else:
                 result.emotion = {n: float(p) for n, p in zip(self.emotion_model.labels, probs)}
             lat["emotion_model"] = (time.perf_counter() - t3) * 1e3
+        regions = None  # the frame's region flow features once computed
+        t_regions = time.perf_counter()  # the graph spotter's time includes its features'
+        if c.return_regions or self._spot_regions:
+            regions = self._spot.input[0] if self._spot_regions else self._regions
+            kernels.region_flow(flow, track.regions, out=regions, nonfinite="zero")
+            if c.crop_size != REGION_CROP:  # features in px of the crop size the spotter was made for
+                regions[:, :3] *= np.float32(REGION_CROP / c.crop_size)
+            if c.return_regions:
+                result.regions = regions.copy()
         if self.spotter_model is not None:
-            t3 = time.perf_counter()
+            t3 = t_regions if self._spot_regions else time.perf_counter()
             self._hold_spot_state(track)
-            if uvs is not None:
+            if self._spot_regions:
+                self._spot.input[0] = regions  # already there unless another face's swapped in
+            elif uvs is not None:
                 self._spot.input[0] = uvs
             else:
                 kernels.encode_uvs28(flow, out=self._spot.input[0], scale=255.0, nonfinite="zero")
@@ -544,12 +574,19 @@ class Pipeline:
         """Frame rate of the stream to come (event durations and the lag are set in time)."""
         c = self.config
         c.fps = float(fps)
-        self.spotter = IntervalSpotter(c.fps, k=c.spot_k, threshold=self.spot_threshold)
+        self.spotter = self._interval_spotter()
         if self._gate_params is not None:  # its baseline spans a time, so a number of frames
             self.gate = ActionGate(self._gate_params, c.crop_size, c.fps)
         for track in self.tracks + self.lost:
-            track.spotter = IntervalSpotter(c.fps, k=c.spot_k, threshold=self.spot_threshold)
+            track.spotter = self._interval_spotter()
             track.gate = ActionGate(self._gate_params, c.crop_size, c.fps) if self._gate_params else None
+
+    def _interval_spotter(self) -> IntervalSpotter:
+        """A face's event detector, at the stream's frame rate."""
+        c = self.config
+        return IntervalSpotter(c.fps, k=c.spot_k, threshold=self.spot_threshold, min_ms=self.min_event_ms,
+                               micro_max_ms=max(c.micro_max_ms, self.min_event_ms),
+                               max_ms=max(c.macro_max_ms, c.micro_max_ms))
 
     def reset_track(self):
         """Drop the tracked faces (kept for re-identification): the next frame looks again."""

@@ -5,8 +5,10 @@ mouth), and the local motion score the detector uses (region_motion). The interv
 keeps a running baseline (median and MAD of recent calm frames); an event opens when the score
 rises above baseline + k * MAD (or above a fixed `threshold`, for a score that is already a
 probability), its apex is the frame of peak score, and it closes when the score falls back
-below the threshold. Events shorter than `min_ms` or longer than `max_ms` are dropped (micro
-expressions last up to 500 ms)."""
+below the threshold. Events shorter than `min_ms` or longer than `max_ms` are dropped; the rest
+are micro-expressions when they last at most `micro_max_ms` (500 ms, the MEGC definition), else
+macro-expressions (`Event.kind`). Macro-expressions last up to about 4 s in the long-video sets
+(CAS(ME)^2, SAMM Long Videos); `max_ms` at or below `micro_max_ms` reports micro-expressions only."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ class Event:
     peak_au: Dict[str, float] = field(default_factory=dict)
     emotion: Optional[Dict[str, float]] = None
     face_id: int = 0  # whose face (set by the pipeline)
+    kind: str = "micro"  # 'micro' (at most IntervalSpotter.micro_max_ms long) or 'macro'
 
 
 NONRIGID_GRID = 8  # the action gate's partition: blocks of 28 px on a 224 px crop
@@ -91,13 +94,26 @@ class RunningBaseline:
         self._count = self._next = 0
 
 
+MICRO_MAX_MS = 500.0  # the micro/macro boundary (MEGC: a micro-expression lasts at most 500 ms)
+MACRO_MAX_MS = 4000.0  # longer intervals are dropped (posture, speech, drift rather than an expression)
+
+
+def interval_frames(ms: float, fps: float) -> int:
+    """How many frames at `fps` an interval of `ms` spans (at least 1)."""
+    return max(1, int(round(ms * fps / 1000)))
+
+
 class IntervalSpotter:
-    def __init__(self, fps: float, k: float = 6.0, min_ms: float = 40.0, max_ms: float = 500.0,
-                 baseline_frames: int = 200, floor: float = 0.05, threshold: Optional[float] = None):
+    def __init__(self, fps: float, k: float = 6.0, min_ms: float = 40.0, max_ms: float = MACRO_MAX_MS,
+                 baseline_frames: int = 200, floor: float = 0.05, threshold: Optional[float] = None,
+                 micro_max_ms: float = MICRO_MAX_MS):
+        if not 0 < min_ms <= micro_max_ms:
+            raise ValueError(f"IntervalSpotter: need 0 < min_ms <= micro_max_ms, got {min_ms} and {micro_max_ms}")
         self.fps, self.k, self.floor = fps, k, floor
         self.fixed = None if threshold is None else float(threshold)
-        self.min_frames = max(1, int(round(min_ms * fps / 1000)))
-        self.max_frames = max(self.min_frames, int(round(max_ms * fps / 1000)))
+        self.min_frames = interval_frames(min_ms, fps)
+        self.micro_frames = max(self.min_frames, interval_frames(micro_max_ms, fps))
+        self.max_frames = max(self.min_frames, interval_frames(max_ms, fps))
         self._calm = RunningBaseline(baseline_frames)
         self.open: Optional[dict] = None
 
@@ -146,4 +162,4 @@ class IntervalSpotter:
             return None
         end_t = ev["onset"][1] + (ev["last"] - ev["onset"][0]) / self.fps
         return Event(ev["onset"][0], ev["apex"][0], ev["last"], ev["onset"][1], ev["apex"][1], end_t,
-                     ev["peak"], ev["au"], ev["emotion"])
+                     ev["peak"], ev["au"], ev["emotion"], kind="micro" if length <= self.micro_frames else "macro")

@@ -56,6 +56,7 @@ class FaceTrack:
         self.box: Optional[Tuple[int, int, int, int]] = None
         self.reference = None
         self.landmarks28 = None
+        self.regions = None  # (12, 4) int32 facial region boxes on the crop (edge/face_regions.py)
         self.history = deque()
         self.calm_since = None
         self.look = None  # appearance() when acquired

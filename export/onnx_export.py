@@ -3,7 +3,8 @@
 Classifiers (HTNet, the small CNN) export as `input` (N, 3, 28, 28) -> `logits` (N, K) with
 the batch dynamic or fixed; an HTNet is exported in its channel-last form (htnet_tokens.py),
 and parity is checked against the module as trained. The CNN-LSTM exports as one streaming step:
-`input` (N, 3, 28, 28), `h` (N, H), `c` (N, H) -> `logits` (N, K), `h_out`, `c_out`.
+`input` (N, 3, 28, 28), `h` (N, H), `c` (N, H) -> `logits` (N, K), `h_out`, `c_out`; the graph
+spotter as its step: `input` (N, 12, 4) region features, `state` (N, S) -> `logits`, `state_out`.
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def export_form(model):
 
 
 class _Step:
-    """Wraps CnnLstm.step as a module with three inputs and three outputs."""
+    """Wraps a streaming model's step (the CNN-LSTM's, the graph spotter's) as a module."""
 
     @staticmethod
     def wrap(model):
@@ -56,8 +57,8 @@ class _Step:
                 super().__init__()
                 self.inner = inner
 
-            def forward(self, x, h, c):
-                return self.inner.step(x, h, c)
+            def forward(self, x, *state):
+                return self.inner.step(x, *state)
 
         return Step(model).eval()
 
@@ -80,7 +81,13 @@ def export_onnx(checkpoint, out, *, batch: Union[str, int] = "dynamic", opset: i
     dyn = batch == "dynamic"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: no onnxscript needed
-        if kind == "stream":
+        if kind == "graph":
+            x = torch.from_numpy(graph_inputs(n, np.random.default_rng(0)))
+            axes = {k: {0: "batch"} for k in ("input", "state", "logits", "state_out")}
+            torch.onnx.export(_Step.wrap(model), (x, model.initial_state(n)), str(tmp), dynamo=False,
+                              opset_version=opset, input_names=["input", "state"],
+                              output_names=["logits", "state_out"], dynamic_axes=axes if dyn else None)
+        elif kind == "stream":
             h = torch.zeros(n, model.hidden)
             axes = {k: {0: "batch"} for k in ("input", "h", "c", "logits", "h_out", "c_out")}
             torch.onnx.export(_Step.wrap(model), (x, h, h.clone()), str(tmp), dynamo=False,
@@ -118,6 +125,8 @@ def parity(model, kind: str, onnx_path: str, meta, batch: int, samples: int) -> 
     session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
     scale = float(meta["input_scale"])
     rng = np.random.default_rng(0)
+    if kind == "graph":
+        return graph_parity(model, session, batch, samples, rng)
     sets = {"random": rng.uniform(0, 255, (samples, 3, 28, 28)).astype(np.float32),
             "realistic": realistic_inputs(meta["input_encoding"], samples)}
     result = {}
@@ -134,5 +143,37 @@ def parity(model, kind: str, onnx_path: str, meta, batch: int, samples: int) -> 
                     ref = [model(torch.from_numpy(x)).numpy()]
                     got = session.run(None, {"input": x})
             worst = max(worst, max(float(np.abs(a - b).max()) for a, b in zip(ref, got)))
+        result[name] = worst
+    return result
+
+
+def graph_inputs(n: int, rng) -> np.ndarray:
+    """(n, 12, 4) region features in their ranges: mean flow and magnitude of a few px, angles."""
+    x = rng.normal(0, 2.0, (n, 12, 4)).astype(np.float32)
+    x[..., 2] = np.abs(x[..., 2])
+    x[..., 3] = rng.uniform(-np.pi, np.pi, (n, 12)).astype(np.float32)
+    return x
+
+
+def graph_parity(model, session, batch: int, samples: int, rng) -> Dict[str, float]:
+    """The graph spotter stepped through `samples` frames from a zero state, ONNX Runtime against
+    PyTorch (logits and state carried on by each side), on random features and on a still face
+    that starts to move (zeros, then a growing displacement)."""
+    import torch
+    moving = np.zeros((samples, batch, 12, 4), np.float32)
+    for t in range(samples):
+        moving[t, :, :, 0] = 0.2 * t
+        moving[t, :, :, 2] = 0.2 * t
+    sets = {"random": np.stack([graph_inputs(batch, rng) for _ in range(samples)]), "realistic": moving}
+    result = {}
+    for name, frames in sets.items():
+        worst = 0.0
+        ref_state = model.initial_state(batch)
+        got_state = ref_state.numpy().copy()
+        for x in frames:
+            with torch.no_grad():
+                ref, ref_state = model.step(torch.from_numpy(x), ref_state)
+            got, got_state = session.run(None, {"input": x, "state": got_state})
+            worst = max(worst, float(np.abs(ref.numpy() - got).max()), float(np.abs(ref_state.numpy() - got_state).max()))
         result[name] = worst
     return result

@@ -78,7 +78,9 @@ def save_checkpoint(path, model: nn.Module, exp: Experiment, *, dataset: str, la
 class LoadedCheckpoint:
     model: nn.Module  # in eval mode
     metadata: Dict[str, object]
-    kind: str  # 'classifier' (HTNet, CNN, linear; one map in, logits out) | 'stream' (CNN-LSTM step)
+    # 'classifier' (HTNet, CNN, linear; one map in, logits out) | 'stream' (CNN-LSTM step)
+    # | 'graph' (the graph spotter's step: region features and its window state)
+    kind: str
     experiment: Optional[Experiment] = None  # classifiers only
 
 
@@ -93,6 +95,11 @@ def load_checkpoint(path) -> LoadedCheckpoint:
             model = CnnLstm(**payload["config"])
             model.load_state_dict(payload["state_dict"])
             return LoadedCheckpoint(model.eval(), payload["metadata"], "stream")
+        if isinstance(payload, dict) and payload.get("model") == "graph_spotter":
+            from .models.graph_spotter import RegionGraphSpotter
+            model = RegionGraphSpotter(**payload["config"])
+            model.load_state_dict(payload["state_dict"])
+            return LoadedCheckpoint(model.eval(), payload["metadata"], "graph")
         exp = Experiment.from_dict(payload["experiment"])
         meta = payload["metadata"]
         model = build_model(exp, len(meta["labels"]))

@@ -100,3 +100,16 @@ def spotting_scores(truth, predicted, iou: float = 0.5) -> Dict[str, float]:
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"tp": matched, "n_true": n_true, "n_pred": n_pred, "precision": precision,
             "recall": recall, "f1": f1}
+
+
+def spotting_by_kind(truth, predicted, iou: float = 0.5) -> Dict[str, Dict[str, float]]:
+    """MEGC spotting for micro- and macro-expressions separately, and over all intervals (kinds
+    ignored). `truth`/`predicted`: per video, lists of (start, end, kind) with kind 'micro' or
+    'macro'. A micro prediction can only match a micro interval, a macro one a macro interval."""
+    out = {}
+    for kind in ("micro", "macro"):
+        out[kind] = spotting_scores([[(s, e) for s, e, k in v if k == kind] for v in truth],
+                                    [[(s, e) for s, e, k in v if k == kind] for v in predicted], iou)
+    out["all"] = spotting_scores([[(s, e) for s, e, _ in v] for v in truth],
+                                 [[(s, e) for s, e, _ in v] for v in predicted], iou)
+    return out

@@ -99,12 +99,18 @@ def profile(n: int, onset: int, apex: int, offset: int) -> np.ndarray:
     return p
 
 
+KINDS = ("micro", "macro", "mixed")
+MACRO_GAIN = 2.0  # a mixed set's macro-expressions move the face this many times further
+
+
 @dataclass
 class PlantedEvent:
     aus: Dict[int, str]  # AU -> intensity letter
     onset: int
     apex: int
     offset: int
+    kind: str = "micro"  # 'micro' or 'macro' (the sheet's Micro column)
+    gain: float = 1.0  # displacement multiplier on top of the intensity letters
 
     @property
     def au_text(self) -> str:
@@ -151,7 +157,7 @@ def render_clip(photo: np.ndarray, landmarks: np.ndarray, spec: ClipSpec, seed: 
         p = profile(spec.frames, ev.onset, ev.apex, ev.offset)
         for au, grade in ev.aus.items():
             weights.setdefault(au, np.zeros(spec.frames))
-            weights[au] += p * INTENSITY[grade]
+            weights[au] += p * INTENSITY[grade] * ev.gain
     blink_w = np.zeros(spec.frames)
     blink_len = max(3, int(round(0.12 * spec.fps)))  # a blink lasts about 120 ms
     for b in spec.blinks:
@@ -188,23 +194,37 @@ def render_clip(photo: np.ndarray, landmarks: np.ndarray, spec: ClipSpec, seed: 
     return frames, np.stack(flows)
 
 
-def random_events(rng, frames: int, fps: float, count: int, micro: bool = True) -> List[PlantedEvent]:
-    """`count` non-overlapping events with random AU combinations, intensities and durations
-    (micro: 150-500 ms; macro: 0.6-2 s), apex at 30-60% of each event."""
+def random_events(rng, frames: int, fps: float, count: int, micro: bool = True,
+                  kind: Optional[str] = None) -> List[PlantedEvent]:
+    """`count` non-overlapping events with random AU combinations, intensities and durations,
+    apex at 30-60% of each event. `kind` 'micro': 150-500 ms; 'macro': 0.6-2 s; 'mixed' (long
+    clips with both, as in CAS(ME)^2 and SAMM Long Videos): each event a micro-expression
+    (150-500 ms) or, with even odds, a macro-expression (0.5-4 s, longer than 500 ms, moving
+    MACRO_GAIN times further), 1-3 s apart. Without `kind`, `micro` picks micro or macro."""
+    kind = kind or ("micro" if micro else "macro")
+    if kind not in KINDS:
+        raise ValueError(f"synth: kind must be one of {KINDS}, got {kind!r}")
     combos = [(12,), (6, 12), (1, 2), (4,), (4, 7), (14,), (15,), (17,), (15, 17), (1, 2, 26), (25, 26), (7,)]
     events: List[PlantedEvent] = []
-    lo, hi = (0.15, 0.5) if micro else (0.6, 2.0)
     start = int(0.1 * frames)
+    micro_frames = int(round(0.5 * fps))
     for _ in range(count):
-        length = int(rng.uniform(lo, hi) * fps)
+        this = kind if kind != "mixed" else ("macro" if rng.random() < 0.5 else "micro")
+        if this == "micro":
+            length = min(int(rng.uniform(0.15, 0.5) * fps), micro_frames)
+        else:
+            lo, hi = (0.5, 4.0) if kind == "mixed" else (0.6, 2.0)
+            length = max(int(rng.uniform(lo, hi) * fps), micro_frames + 1)
         if start + length >= frames - int(0.05 * frames):
             break
         combo = combos[rng.integers(len(combos))]
         grades = "BCDE"
         aus = {au: grades[rng.integers(len(grades))] for au in combo}
         apex = start + int(length * rng.uniform(0.3, 0.6))
-        events.append(PlantedEvent(aus, start, apex, start + length - 1))
-        start += length + int(rng.uniform(0.3, 0.8) * fps)
+        gain = MACRO_GAIN if kind == "mixed" and this == "macro" else 1.0
+        events.append(PlantedEvent(aus, start, apex, start + length - 1, this, gain))
+        gap = rng.uniform(1.0, 3.0) if kind == "mixed" else rng.uniform(0.3, 0.8)
+        start += length + int(gap * fps)
     return events
 
 
@@ -243,9 +263,11 @@ SHEET_COLUMNS = ["Subject", "Filename", "Inducement Code", "Onset Frame", "Apex 
 def generate(photos: Sequence[Tuple[np.ndarray, np.ndarray]], out: Path, clips_per_photo: int = 2,
              frames: int = 200, fps: float = 200.0, events_per_clip: int = 2, seed: int = 0,
              size: Optional[Tuple[int, int]] = None, micro: bool = True, video: bool = False,
-             blinks: bool = True) -> Path:
+             blinks: bool = True, kind: Optional[str] = None) -> Path:
     """Each (photo, landmarks) is a subject; writes the SAMM layout and samm.csv under `out`.
-    `events_per_clip` 0 and `blinks` False make still faces: only head wander and sensor noise."""
+    `events_per_clip` 0 and `blinks` False make still faces: only head wander and sensor noise.
+    `kind` (random_events) overrides `micro`; each event's row says whether it is micro or macro."""
+    kind = kind or ("micro" if micro else "macro")
     rng = np.random.default_rng(seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -254,7 +276,7 @@ def generate(photos: Sequence[Tuple[np.ndarray, np.ndarray]], out: Path, clips_p
         subject = f"{s + 1:03d}"
         for c in range(clips_per_photo):
             clip = f"{subject}_{c + 1}_1"
-            events = random_events(rng, frames, fps, events_per_clip, micro)
+            events = random_events(rng, frames, fps, events_per_clip, kind=kind)
             blink_at = [int(rng.uniform(0.05, 0.95) * frames)] if rng.random() < 0.5 else []
             # keep blinks clear of planted events, so that events stay the only expressions
             blink_at = [b for b in blink_at if blinks and all(b + 0.15 * fps < e.onset or b > e.offset for e in events)]
@@ -266,7 +288,7 @@ def generate(photos: Sequence[Tuple[np.ndarray, np.ndarray]], out: Path, clips_p
                 emotion = emotion_for(e.aus)
                 rows.append({"Subject": subject, "Filename": clip, "Inducement Code": 0,
                              "Onset Frame": e.onset + 1, "Apex Frame": e.apex + 1, "Offset Frame": e.offset + 1,
-                             "Duration": e.offset - e.onset + 1, "Micro": "Micro - 1/2" if micro else "Macro",
+                             "Duration": e.offset - e.onset + 1, "Micro": "Micro - 1/2" if e.kind == "micro" else "Macro",
                              "Action Units": e.au_text, "Estimated Emotion": emotion,
                              "Objective Classes": OBJECTIVE_CLASS[emotion],
                              "Notes": json.dumps({"synthetic": True, "seed": seed, "blinks": [b + 1 for b in blink_at]})})
@@ -279,7 +301,8 @@ def generate(photos: Sequence[Tuple[np.ndarray, np.ndarray]], out: Path, clips_p
     # What the sheet does not say: the frame rate, and every clip's blinks (1-based start
     # frames), clips without events included (the sheet has rows for events only).
     tmp = out / "set.json.tmp"
-    tmp.write_text(json.dumps({"fps": fps, "frames": frames, "seed": seed, "micro": micro, "blinks": blinks_of},
+    tmp.write_text(json.dumps({"fps": fps, "frames": frames, "seed": seed, "micro": kind == "micro", "kind": kind,
+                              "blinks": blinks_of},
                               indent=1))
     tmp.replace(out / "set.json")
     return out

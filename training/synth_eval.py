@@ -4,23 +4,24 @@ flow mode against the known motion."""
 from __future__ import annotations
 
 import csv
-import dataclasses
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
 
-from .metrics import spotting_scores
 
-
-def read_sheet(root: Path) -> Dict[tuple, List[tuple]]:
-    """(subject, clip) -> [(onset, offset)] as 0-based frame indices within the clip folder."""
+def read_sheet(root: Path, kinds: bool = False) -> Dict[tuple, List[tuple]]:
+    """(subject, clip) -> [(onset, offset)] as 0-based frame indices within the clip folder;
+    with `kinds`, [(onset, offset, 'micro' | 'macro')] from the sheet's Micro column."""
     truth: Dict[tuple, List[tuple]] = {}
     with open(root / "samm.csv", newline="") as f:
         for row in csv.DictReader(f, delimiter=";"):
             key = (row["Subject"], row["Filename"])
-            truth.setdefault(key, []).append((int(row["Onset Frame"]) - 1, int(row["Offset Frame"]) - 1))
+            interval = (int(row["Onset Frame"]) - 1, int(row["Offset Frame"]) - 1)
+            if kinds:
+                interval += ("macro" if "macro" in (row.get("Micro") or "").lower() else "micro",)
+            truth.setdefault(key, []).append(interval)
     for key in list(truth):
         truth[key].sort()
     # clips without events still count (their predictions are false positives)
@@ -30,24 +31,16 @@ def read_sheet(root: Path) -> Dict[tuple, List[tuple]]:
     return truth
 
 
-def spot_eval(root, flow: str = "farneback", fps: float = 200.0, reference: str = "fixed",
+def spot_eval(root, flow: str = "farneback", fps: Optional[float] = None, reference: str = "fixed",
               **config) -> Dict[str, object]:
-    from microexp.edge.pipeline import Pipeline, PipelineConfig
-    root = Path(root)
-    truth = read_sheet(root)
-    gt, pred, per_clip = [], [], {}
-    settings = PipelineConfig(flow=flow, reference=reference, emotion_model=None, fps=fps, **config)
-    for (subject, clip), intervals in sorted(truth.items()):
-        with Pipeline(dataclasses.replace(settings)) as pipe:
-            found = [(r.event.onset_frame, r.event.offset_frame)
-                     for r in pipe.stream(root / subject / clip, fps=fps) if r.event is not None]
-        gt.append(intervals)
-        pred.append(found)
-        per_clip[f"{subject}/{clip}"] = {"truth": intervals, "predicted": found}
-    if settings.spotter_model:  # the model the score came from, named even when it was the default
-        config = dict(config, spotter_model=settings.spotter_model)
-    return {"set": str(root), "flow": flow, "reference": reference, "config": config, "iou": 0.5,
-            **spotting_scores(gt, pred, 0.5), "clips": per_clip}
+    """The runtime's events on every clip of a generated set against its sheet: the MEGC interval
+    metric over all events (kinds ignored) at the top level, for micro- and macro-expressions
+    separately under `by_kind` (training/spot_protocol.py). `fps`: the clips' rate if not the
+    set's (set.json)."""
+    from .spot_protocol import spotting_report, synth_videos, with_fps
+    report = spotting_report(with_fps(synth_videos(root), fps), flow, reference, **config)
+    report["clips"] = report.pop("videos")
+    return {"set": str(root), **report}
 
 
 def read_events(root: Path) -> Dict[tuple, List[dict]]:

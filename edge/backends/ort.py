@@ -59,13 +59,22 @@ class OnnxModel(Model):
                              f"got a batch of {len(batch)}")
         x = np.ascontiguousarray(batch, np.float32) * np.float32(self.spec.input_scale)
         if self.spec.state_size:
-            h, c = state if state is not None else (np.zeros((len(x), self.spec.state_size), np.float32),) * 2
-            logits, h, c = self.session.run(None, {"input": x, "h": h, "c": c})
-            return logits, (h, c)
+            names = [i.name for i in self.session.get_inputs()[1:]]  # h, c; or the graph spotter's state
+            state = state if state is not None else \
+                (np.zeros((len(x), self.spec.state_size), np.float32),) * len(names)
+            logits, *state = self.session.run(None, {"input": x, **dict(zip(names, state))})
+            return logits, tuple(state)
         return self.session.run(None, {"input": x})[0]
 
     def close(self) -> None:
         self.session = None
+
+
+def input_shape(session) -> tuple:
+    """One sample's input shape as the ONNX file states it: (3, 28, 28) for a map, (12, 4) for
+    region features; a file whose dimensions are not all fixed is taken to read a 28x28 map."""
+    dims = session.get_inputs()[0].shape[1:]
+    return tuple(dims) if dims and all(isinstance(d, int) for d in dims) else (3, 28, 28)
 
 
 class OrtBoundModel:
@@ -75,16 +84,16 @@ class OrtBoundModel:
     def __init__(self, model: OnnxModel, batch: int = 1):
         self.model = model
         spec = model.spec
-        self.input = np.zeros((batch, 3, 28, 28), np.float32)
+        self.input = np.zeros((batch,) + input_shape(model.session), np.float32)
         self._scaled = np.zeros_like(self.input)
         self.output = np.zeros((batch, len(spec.labels)), np.float32)
         inputs, outputs = model.session.get_inputs(), model.session.get_outputs()
         self._binding = model.session.io_binding()
         self._binding.bind_cpu_input(inputs[0].name, self._scaled)
         self._bind_output(outputs[0].name, self.output)
-        # Streaming: inputs h, c and outputs h_out, c_out, in the export's order.
+        # Streaming: state inputs (h, c; or one `state`) and their outputs, in the export's order.
         shape = (batch, spec.state_size)
-        self.state = tuple(np.zeros(shape, np.float32) for _ in range(2)) if spec.state_size else ()
+        self.state = tuple(np.zeros(shape, np.float32) for _ in inputs[1:]) if spec.state_size else ()
         self._state_out = tuple(np.zeros(shape, np.float32) for _ in self.state)
         for i, (now, new) in enumerate(zip(self.state, self._state_out)):
             self._binding.bind_cpu_input(inputs[1 + i].name, now)

@@ -57,6 +57,24 @@ def test_a_bump_becomes_one_event_with_its_onset_apex_and_offset():
 def test_too_short_and_too_long_bumps_are_dropped():
     assert _run(_trace(150, 2), min_ms=40) == []  # 20 ms at 100 fps
     assert _run(_trace(100, 80), max_ms=500) == []  # 800 ms
+    assert _run(_trace(20, 260, n=400), max_ms=2000) == []  # 2.6 s
+
+
+def test_events_up_to_the_boundary_are_micro_longer_ones_macro():
+    (short,) = _run(_trace(150, 20))  # about 200 ms at 100 fps
+    (long,) = _run(_trace(100, 80))  # about 800 ms
+    assert short.kind == "micro" and long.kind == "macro"
+    assert long.offset_frame - long.onset_frame + 1 > 50
+    # The boundary is a setting: with 1 s, the 800 ms event is a micro-expression.
+    assert [e.kind for e in _run(_trace(100, 80), micro_max_ms=1000)] == ["micro"]
+    # An event of exactly micro_max_ms is micro, one frame more is macro (fixed threshold: exact lengths).
+    def block(length):
+        trace = np.zeros(200)
+        trace[50:50 + length] = 1.0
+        return [(e.offset_frame - e.onset_frame + 1, e.kind) for e in _run(trace, threshold=0.5)]
+    assert block(50) == [(50, "micro")] and block(51) == [(51, "macro")]
+    with pytest.raises(ValueError, match="min_ms <= micro_max_ms"):
+        IntervalSpotter(100.0, min_ms=40, micro_max_ms=20)
 
 
 def test_a_fixed_threshold_replaces_the_baseline_for_probability_scores():

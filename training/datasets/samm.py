@@ -28,6 +28,7 @@ class SammClip:
     emotion: str
     objective_class: str
     notes: str
+    kind: str = "micro"  # 'macro' where the sheet's Micro (SAMM Long Videos: Type) column says Macro
 
 
 def read_samm_csv(path) -> List[SammClip]:
@@ -58,7 +59,9 @@ def read_samm_csv(path) -> List[SammClip]:
             clips.append(SammClip(str(row["Subject"]).strip().zfill(3), clip, onset, apex, offset,
                                   aus, row["Action Units"], (row.get("Estimated Emotion") or "").strip(),
                                   str(row.get("Objective Classes") or "").strip(),
-                                  (row.get("Notes") or "").strip()))
+                                  (row.get("Notes") or "").strip(),
+                                  "macro" if "macro" in str(row.get("Micro") or row.get("Type") or "").lower()
+                                  else "micro"))
     return clips
 
 

@@ -51,13 +51,13 @@ function showResult(job) {
   const tbody = $("events"); tbody.textContent = "";
   if (!(job.events || []).length) {
     const tr = document.createElement("tr"), td = document.createElement("td");
-    td.colSpan = 7; td.textContent = "no events spotted"; tr.appendChild(td); tbody.appendChild(tr);
+    td.colSpan = 8; td.textContent = "no events spotted"; tr.appendChild(td); tbody.appendChild(tr);
   }
   for (const e of job.events || []) {
     const tr = document.createElement("tr");
     const peak = Object.entries(e.peak_au || {}).sort((a, b) => b[1] - a[1]).slice(0, 3)
       .map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ");
-    for (const cell of [e.id, e.face_id, e.onset_time.toFixed(3), e.apex_time.toFixed(3), e.offset_time.toFixed(3),
+    for (const cell of [e.id, e.face_id, e.kind, e.onset_time.toFixed(3), e.apex_time.toFixed(3), e.offset_time.toFixed(3),
                         e.duration_ms.toFixed(0), peak]) {
       const td = document.createElement("td"); td.textContent = cell; tr.appendChild(td);
     }

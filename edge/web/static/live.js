@@ -50,7 +50,7 @@ function addEvents(events) {
   for (const e of events) {
     const li = document.createElement("li");
     const peak = Object.entries(e.peak_au || {}).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ");
-    li.textContent = `#${e.id} face ${e.face_id}: onset ${e.onset_time.toFixed(3)} s, apex ${e.apex_time.toFixed(3)} s, ` +
+    li.textContent = `#${e.id} face ${e.face_id}, ${e.kind}: onset ${e.onset_time.toFixed(3)} s, apex ${e.apex_time.toFixed(3)} s, ` +
       `offset ${e.offset_time.toFixed(3)} s (${e.duration_ms} ms) `;
     const span = document.createElement("span"); span.className = "peak"; span.textContent = peak;
     li.appendChild(span);

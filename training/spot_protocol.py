@@ -1,0 +1,65 @@
+"""The MEGC spotting protocol run on the runtime: every video of a set through a Pipeline, its
+events against the annotated intervals, a prediction matching an interval of its own kind at
+IoU >= 0.5 (training/metrics.spotting_by_kind); counts per video, then pooled over the set, for
+micro- and macro-expressions separately and over all intervals. The runtime is not trained on
+the set, so every video is a held-out one (no folds needed)."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, List, Sequence
+
+from .datasets.long_videos import LongVideo
+from .metrics import spotting_by_kind
+
+
+def video_events(video: LongVideo, flow: str, reference: str, **config) -> List[tuple]:
+    """(onset, offset, kind) of every event the runtime reports on a video (0-based frames)."""
+    from microexp.edge.pipeline import Pipeline, PipelineConfig
+    settings = PipelineConfig(flow=flow, reference=reference, emotion_model=None, fps=video.fps, **config)
+    with Pipeline(settings) as pipe:
+        return [(r.event.onset_frame, r.event.offset_frame, r.event.kind)
+                for r in pipe.stream(video.source, fps=video.fps) if r.event is not None]
+
+
+def spotting_report(videos: Sequence[LongVideo], flow: str = "farneback", reference: str = "fixed",
+                    **config) -> Dict[str, object]:
+    """Pooled scores over all intervals at the top level, `by_kind` micro and macro, and
+    `videos`: each video's truth, predictions and counts by kind."""
+    if not videos:
+        raise ValueError("spotting: no videos to evaluate")
+    truth, predicted, per_video = [], [], {}
+    for video in videos:
+        found = video_events(video, flow, reference, **config)
+        gt = sorted((e.onset, e.offset, e.kind) for e in video.events)
+        truth.append(gt)
+        predicted.append(found)
+        counts = spotting_by_kind([gt], [found])
+        per_video[f"{video.subject}/{video.name}"] = {
+            "truth": gt, "predicted": found,
+            **{k: {n: counts[k][n] for n in ("tp", "n_true", "n_pred")} for k in ("micro", "macro")}}
+    scores = spotting_by_kind(truth, predicted, 0.5)
+    if config.get("spot_score") == "learned" and "spotter_model" not in config:
+        from microexp.edge.config import DEFAULT_SPOTTER
+        config = dict(config, spotter_model=str(DEFAULT_SPOTTER))
+    return {"flow": flow, "reference": reference, "config": config, "iou": 0.5, "videos_evaluated": len(videos),
+            **scores["all"], "by_kind": {k: scores[k] for k in ("micro", "macro")}, "videos": per_video}
+
+
+def synth_videos(root) -> List[LongVideo]:
+    """A generated set (`microexp synth`, SAMM layout) as videos: each clip folder, its events
+    from samm.csv with their kinds, its frame rate from set.json."""
+    import json
+    from pathlib import Path
+
+    from .datasets.long_videos import SpotEvent
+    from .synth_eval import read_sheet
+    root = Path(root)
+    fps = json.loads((root / "set.json").read_text())["fps"] if (root / "set.json").is_file() else 200.0
+    return [LongVideo(subject, clip, root / subject / clip, fps,
+                      [SpotEvent(a, a, b, kind) for a, b, kind in events])
+            for (subject, clip), events in sorted(read_sheet(root, kinds=True).items())]
+
+
+def with_fps(videos: Sequence[LongVideo], fps) -> List[LongVideo]:
+    """The videos at another frame rate (a set whose stated rate is wrong), or as they are."""
+    return [dataclasses.replace(v, fps=float(fps)) for v in videos] if fps else list(videos)
