@@ -6,7 +6,8 @@ Keys (values are strings; lists, numbers and objects are JSON):
   task            'emotion' | 'au' | 'spotting'
   labels          list, the order of the output columns
   input_encoding  'hsv28' | 'uvs28' | 'uvs28-regions' | 'region-flow' (the twelve facial regions'
-                  kernels.region_flow features, (12, 4) per frame: the graph spotter)
+                  kernels.region_flow features, (12, 4) per frame: the graph spotter) |
+                  'gray-volume' (a stack of aligned grey frames, (1, T, S, S): MicroExpSTCNN)
   input_channels  list, e.g. ["u", "v", "strain"] or ["B", "G", "R"]
   input_scale     number: the model takes encoder values 0..255 times this
   flow            token of the optical flow the training inputs were made with: a runtime flow
@@ -44,7 +45,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Dict, Mapping, Optional, Tuple
 
 TASKS = ("emotion", "au", "spotting")
-ENCODINGS = ("hsv28", "uvs28", "uvs28-regions", "region-flow")
+ENCODINGS = ("hsv28", "uvs28", "uvs28-regions", "region-flow", "gray-volume")
 # Flows of published training sets, which no runtime flow mode reproduces.
 PUBLISHED_FLOWS = {
     "megc2019-composite": "as published with the MEGC2019 composite in the official HTNet repository "

@@ -103,12 +103,16 @@ def run(models_dir: Path, repeats: int):
                 if kind == "stream":
                     state = np.zeros((batch, model.hidden), np.float32)
                     feed.update(h=state, c=state)
+                elif kind == "graph":  # one streaming step with the window of the frames before
+                    feed.update(state=np.zeros((batch, model.state_size), np.float32))
                 for threads in sorted({1, all_threads}):
                     torch.set_num_threads(threads)
                     tx = {k: torch.from_numpy(v) for k, v in feed.items()}
                     with torch.no_grad():
                         if kind == "stream":
                             p50, p99 = timed(lambda m=model, x=tx: m.step(x["input"], x["h"], x["c"]), repeats)
+                        elif kind == "graph":
+                            p50, p99 = timed(lambda m=model, x=tx: m.step(x["input"], x["state"]), repeats)
                         else:
                             p50, p99 = timed(lambda m=model, x=tx: m(x["input"]), repeats)
                     rows.append(dict(model=ckpt.stem, backend="pytorch-eager", batch=batch, threads=threads,

@@ -4,7 +4,8 @@ Classifiers (HTNet, the small CNN) export as `input` (N, 3, 28, 28) -> `logits` 
 the batch dynamic or fixed; an HTNet is exported in its channel-last form (htnet_tokens.py),
 and parity is checked against the module as trained. The CNN-LSTM exports as one streaming step:
 `input` (N, 3, 28, 28), `h` (N, H), `c` (N, H) -> `logits` (N, K), `h_out`, `c_out`; the graph
-spotter as its step: `input` (N, 12, 4) region features, `state` (N, S) -> `logits`, `state_out`.
+spotter as its step: `input` (N, 12, 4) region features, `state` (N, S) -> `logits`, `state_out`;
+MicroExpSTCNN as `input` (N, 1, T, S, S) grey frames -> `logits` (N, K).
 """
 from __future__ import annotations
 
@@ -87,6 +88,12 @@ def export_onnx(checkpoint, out, *, batch: Union[str, int] = "dynamic", opset: i
             torch.onnx.export(_Step.wrap(model), (x, model.initial_state(n)), str(tmp), dynamo=False,
                               opset_version=opset, input_names=["input", "state"],
                               output_names=["logits", "state_out"], dynamic_axes=axes if dyn else None)
+        elif kind == "volume":
+            c = model.config
+            axes = {"input": {0: "batch"}, "logits": {0: "batch"}}
+            torch.onnx.export(model, (torch.rand(n, 1, c["frames"], c["size"], c["size"]),), str(tmp), dynamo=False,
+                              opset_version=opset, input_names=["input"], output_names=["logits"],
+                              dynamic_axes=axes if dyn else None)
         elif kind == "stream":
             h = torch.zeros(n, model.hidden)
             axes = {k: {0: "batch"} for k in ("input", "h", "c", "logits", "h_out", "c_out")}
@@ -127,6 +134,8 @@ def parity(model, kind: str, onnx_path: str, meta, batch: int, samples: int) -> 
     rng = np.random.default_rng(0)
     if kind == "graph":
         return graph_parity(model, session, batch, samples, rng)
+    if kind == "volume":
+        return volume_parity(model, session, batch, samples, rng, scale)
     sets = {"random": rng.uniform(0, 255, (samples, 3, 28, 28)).astype(np.float32),
             "realistic": realistic_inputs(meta["input_encoding"], samples)}
     result = {}
@@ -175,5 +184,27 @@ def graph_parity(model, session, batch: int, samples: int, rng) -> Dict[str, flo
                 ref, ref_state = model.step(torch.from_numpy(x), ref_state)
             got, got_state = session.run(None, {"input": x, "state": got_state})
             worst = max(worst, float(np.abs(ref.numpy() - got).max()), float(np.abs(ref_state.numpy() - got_state).max()))
+        result[name] = worst
+    return result
+
+
+def volume_parity(model, session, batch: int, samples: int, rng, scale: float) -> Dict[str, float]:
+    """MicroExpSTCNN, ONNX Runtime against PyTorch: random grey stacks, and a still face that
+    starts to move (a smooth grey pattern shifting over the stack)."""
+    import torch
+    c = model.config
+    shape = (samples, 1, c["frames"], c["size"], c["size"])
+    yy, xx = np.mgrid[0:c["size"], 0:c["size"]]
+    moving = np.stack([128 + 60 * np.sin((xx + 0.3 * t) / 6.0) * np.cos(yy / 9.0) for t in range(c["frames"])])
+    sets = {"random": rng.uniform(0, 255, shape).astype(np.float32),
+            "realistic": np.broadcast_to(moving[None, None], shape).astype(np.float32)}
+    result = {}
+    for name, stacks in sets.items():
+        worst = 0.0
+        for i in range(0, samples - batch + 1, batch):
+            x = stacks[i:i + batch] * scale
+            with torch.no_grad():
+                ref = model(torch.from_numpy(x)).numpy()
+            worst = max(worst, float(np.abs(ref - session.run(None, {"input": x})[0]).max()))
         result[name] = worst
     return result

@@ -45,8 +45,8 @@ def quantize_int8(fp32_path, out_path, calibration_samples: int = 128, seed: int
             x = maps[self.i:self.i + 1]
             self.i += 1
             feed = {"input": x}
-            if state:
-                feed.update(h=np.zeros((1, state), np.float32), c=np.zeros((1, state), np.float32))
+            if state:  # every other input is a state (h, c; or the graph spotter's window): a sequence's start
+                feed.update({k: np.zeros((1, state), np.float32) for k in names if k != "input"})
             return {k: v for k, v in feed.items() if k in names}
 
     out_path.parent.mkdir(parents=True, exist_ok=True)

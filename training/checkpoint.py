@@ -80,6 +80,7 @@ class LoadedCheckpoint:
     metadata: Dict[str, object]
     # 'classifier' (HTNet, CNN, linear; one map in, logits out) | 'stream' (CNN-LSTM step)
     # | 'graph' (the graph spotter's step: region features and its window state)
+    # | 'volume' (MicroExpSTCNN: a stack of grey frames in, logits out)
     kind: str
     experiment: Optional[Experiment] = None  # classifiers only
 
@@ -95,6 +96,11 @@ def load_checkpoint(path) -> LoadedCheckpoint:
             model = CnnLstm(**payload["config"])
             model.load_state_dict(payload["state_dict"])
             return LoadedCheckpoint(model.eval(), payload["metadata"], "stream")
+        if isinstance(payload, dict) and payload.get("model") == "stcnn":
+            from .models.stcnn import MicroExpSTCNN
+            model = MicroExpSTCNN(**payload["config"])
+            model.load_state_dict(payload["state_dict"])
+            return LoadedCheckpoint(model.eval(), payload["metadata"], "volume")
         if isinstance(payload, dict) and payload.get("model") == "graph_spotter":
             from .models.graph_spotter import RegionGraphSpotter
             model = RegionGraphSpotter(**payload["config"])

@@ -19,8 +19,9 @@ from .models.graph_spotter import CLASSES, RECEPTIVE, RegionGraphSpotter
 IGNORE = -1  # no face on the frame: the runtime takes no spotter step there
 THRESHOLDS = tuple(round(0.1 + 0.05 * i, 2) for i in range(18))  # 0.10 .. 0.95
 DEFAULT_GRAPH = Path(__file__).parent / "au_graph_samm.json"
-LICENCE = ("trained only on clips generated from public-domain photos; its fixed graph weights are aggregate "
-           "AU co-occurrence counts of SAMM's published annotations (a research data set)")
+LICENCE = ("trained only on generated clips (faces rendered from photos; no micro-expression data set, the "
+           "photos' own terms apply); its fixed graph weights are aggregate AU co-occurrence counts of SAMM's "
+           "published annotations (a research data set)")
 # Mirror image: left and right regions swap (edge/face_regions.py order), u and angles reflect.
 MIRROR = (4, 3, 2, 1, 0, 6, 5, 8, 7, 10, 9, 11)
 
@@ -45,7 +46,7 @@ def encode_set(root, fps: float, progress: bool = False, **config) -> List[Regio
     region features. `config` overrides PipelineConfig fields (flow, reference, ...)."""
     from microexp.edge.pipeline import Pipeline, PipelineConfig
 
-    from .synth_eval import read_sheet
+    from .spot_protocol import read_sheet
     root = Path(root)
     if not (root / "samm.csv").is_file():
         raise FileNotFoundError(f"{root}: no samm.csv; expected a set written by `microexp synth`")

@@ -5,7 +5,9 @@ micro- and macro-expressions separately and over all intervals. The runtime is n
 the set, so every video is a held-out one (no folds needed)."""
 from __future__ import annotations
 
+import csv
 import dataclasses
+from pathlib import Path
 from typing import Dict, List, Sequence
 
 from .datasets.long_videos import LongVideo
@@ -45,14 +47,32 @@ def spotting_report(videos: Sequence[LongVideo], flow: str = "farneback", refere
             **scores["all"], "by_kind": {k: scores[k] for k in ("micro", "macro")}, "videos": per_video}
 
 
+def read_sheet(root: Path, kinds: bool = False) -> Dict[tuple, List[tuple]]:
+    """(subject, clip) -> [(onset, offset)] as 0-based frame indices within the clip folder;
+    with `kinds`, [(onset, offset, 'micro' | 'macro')] from the sheet's Micro column."""
+    truth: Dict[tuple, List[tuple]] = {}
+    with open(root / "samm.csv", newline="") as f:
+        for row in csv.DictReader(f, delimiter=";"):
+            key = (row["Subject"], row["Filename"])
+            interval = (int(row["Onset Frame"]) - 1, int(row["Offset Frame"]) - 1)
+            if kinds:
+                interval += ("macro" if "macro" in (row.get("Micro") or "").lower() else "micro",)
+            truth.setdefault(key, []).append(interval)
+    for key in list(truth):
+        truth[key].sort()
+    # clips without events still count (their predictions are false positives)
+    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        for clip in sorted(p for p in sub.iterdir() if p.is_dir()):
+            truth.setdefault((sub.name, clip.name), [])
+    return truth
+
+
 def synth_videos(root) -> List[LongVideo]:
     """A generated set (`microexp synth`, SAMM layout) as videos: each clip folder, its events
     from samm.csv with their kinds, its frame rate from set.json."""
     import json
-    from pathlib import Path
 
     from .datasets.long_videos import SpotEvent
-    from .synth_eval import read_sheet
     root = Path(root)
     fps = json.loads((root / "set.json").read_text())["fps"] if (root / "set.json").is_file() else 200.0
     return [LongVideo(subject, clip, root / subject / clip, fps,

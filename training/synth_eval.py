@@ -10,25 +10,7 @@ from typing import Dict, List, Optional, Sequence
 import cv2
 import numpy as np
 
-
-def read_sheet(root: Path, kinds: bool = False) -> Dict[tuple, List[tuple]]:
-    """(subject, clip) -> [(onset, offset)] as 0-based frame indices within the clip folder;
-    with `kinds`, [(onset, offset, 'micro' | 'macro')] from the sheet's Micro column."""
-    truth: Dict[tuple, List[tuple]] = {}
-    with open(root / "samm.csv", newline="") as f:
-        for row in csv.DictReader(f, delimiter=";"):
-            key = (row["Subject"], row["Filename"])
-            interval = (int(row["Onset Frame"]) - 1, int(row["Offset Frame"]) - 1)
-            if kinds:
-                interval += ("macro" if "macro" in (row.get("Micro") or "").lower() else "micro",)
-            truth.setdefault(key, []).append(interval)
-    for key in list(truth):
-        truth[key].sort()
-    # clips without events still count (their predictions are false positives)
-    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
-        for clip in sorted(p for p in sub.iterdir() if p.is_dir()):
-            truth.setdefault((sub.name, clip.name), [])
-    return truth
+from .spot_protocol import read_sheet
 
 
 def spot_eval(root, flow: str = "farneback", fps: Optional[float] = None, reference: str = "fixed",

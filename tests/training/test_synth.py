@@ -143,3 +143,31 @@ def test_au_eval_names_a_missing_sheet(tmp_path):
     from microexp.training.synth_eval import au_eval
     with pytest.raises(FileNotFoundError, match="samm.csv"):
         au_eval(tmp_path)
+
+
+def test_mixed_events_are_micro_or_larger_longer_macro():
+    rng = np.random.default_rng(0)
+    events = [e for _ in range(20) for e in synth.random_events(rng, 1200, 30.0, 8, kind="mixed")]
+    kinds = {e.kind for e in events}
+    assert kinds == {"micro", "macro"}
+    for e in events:
+        frames = e.offset - e.onset + 1
+        if e.kind == "micro":
+            assert 4 <= frames <= 15 and e.gain == 1.0  # 150-500 ms at 30 fps
+        else:
+            assert 15 < frames <= 120 and e.gain == synth.MACRO_GAIN  # over 500 ms, up to 4 s
+        assert e.onset <= e.apex <= e.offset
+    # The same seed with the default kind gives the micro-expressions it always gave.
+    assert synth.random_events(np.random.default_rng(1), 200, 200.0, 2) == \
+        synth.random_events(np.random.default_rng(1), 200, 200.0, 2, micro=True)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        synth.random_events(rng, 100, 30.0, 1, kind="both")
+
+
+def test_a_mixed_set_says_each_events_kind(tmp_path, photo):
+    synth.generate([(photo, LANDMARKS)], tmp_path, clips_per_photo=1, frames=240, fps=30.0, events_per_clip=4, seed=3,
+                   size=(128, 128), kind="mixed")
+    rows = (tmp_path / "samm.csv").read_text().splitlines()[1:]
+    kinds = {r.split(";")[7] for r in rows}
+    assert kinds == {"Micro - 1/2", "Macro"}
+    assert json.loads((tmp_path / "set.json").read_text())["kind"] == "mixed"
