@@ -146,3 +146,23 @@ def test_spot_eval_gives_the_same_scores_in_every_layout(mixed_set, tmp_path, ca
         assert video["predicted"] == next(iter(reports["synth"]["videos"].values()))["predicted"]
         assert r["by_kind"] == reports["synth"]["by_kind"] and r["f1"] == reports["synth"]["f1"]
         assert r["by_kind"]["micro"]["n_true"] + r["by_kind"]["macro"]["n_true"] == r["n_true"] == len(truth)
+
+
+def test_casme_sq_raw_videos_are_read_as_videos(mixed_set, tmp_path):
+    """CAS(ME)^2 ships raw long videos (rawvideo/s15/15_0401...avi): the reader takes the file, and
+    the runtime reads every frame of it at the set's 30 fps."""
+    import cv2
+
+    from microexp.edge.sources import FrameSource
+    from microexp.training.synth import write_video
+    frames = [cv2.imread(str(p)) for p in sorted((mixed_set / "001" / "001_1_1").glob("*.jpg"))[:45]]
+    (tmp_path / "rawvideo" / "s15").mkdir(parents=True)
+    write_video(tmp_path / "rawvideo" / "s15" / "15_0401anger1.mp4", frames, 30.0)
+    _book(tmp_path / "CAS(ME)^2code_final.xlsx",
+          [("Sheet1", [[1, "anger1_1", 10, 15, 20, "12", "happy", "micro-expression", "happy"]]),
+           ("naming rule1", [["x", 15, 1]]), ("naming rule2", [["401", "anger1"]])])
+    (video,) = read_long_videos(tmp_path)
+    assert video.source.suffix == ".mp4" and video.subject == "s15" and video.fps == 30.0
+    assert [(e.onset, e.offset, e.kind) for e in video.events] == [(9, 19, "micro")]
+    with FrameSource(video.source, fps=video.fps) as src:
+        assert sum(1 for _ in src) == 45
