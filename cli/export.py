@@ -11,7 +11,8 @@ from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="a training checkpoint (.pt) from `microexp train fit` or `train sequence`")
+    p.add_argument("checkpoint", help="a training checkpoint (.pt) from `microexp train fit`, `sequence`, `spotter`, "
+                                        "`graph-spotter` or `stcnn --save-model`")
     p.add_argument("--out", help="ONNX path (default: the checkpoint's name with .onnx)")
     p.add_argument("--batch", default="dynamic", help="'dynamic' (default) or a fixed batch size")
     p.add_argument("--opset", type=int, default=17)

@@ -1,10 +1,11 @@
-"""`microexp spot-eval SET`: the MEGC spotting protocol on the runtime's events: a set generated
+"""`microexp spot-eval SET`: the MEGC spotting protocol on the runtime's events (every face's): a set generated
 by `microexp synth`, or a long-video set (CAS(ME)^2, SAMM Long Videos) in its distributed layout;
 IoU >= 0.5, counts per video then pooled, micro- and macro-expressions separately and together."""
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from microexp.cli.run import add_spotter_arguments, spotter_overrides
@@ -49,6 +50,8 @@ def run(args) -> int:
     videos = synth_videos(root) if layout == "synth" else read_long_videos(root, layout)
     report = spotting_report(with_fps(videos, args.fps), args.flow, args.reference, **config)
     report = {"set": str(root), "layout": layout, **report}
+    for note in report["notes"]:  # e.g. a spotter trained at another frame rate than the set's
+        print(f"microexp spot-eval: note: {note}", file=sys.stderr)
     if not args.per_video:
         report.pop("videos")
     print(json.dumps(report))

@@ -113,7 +113,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     graph.add_argument("--graph", help="edge weights JSON (python -m microexp.training.au_graph; default: the "
                                        "shipped one from SAMM's AU annotations)")
     graph.add_argument("--flow", default="farneback", help="the runtime flow mode the features are computed with")
-    graph.add_argument("--fps", type=float, default=30.0, help="the sets' frame rate (default 30)")
+    graph.add_argument("--fps", type=float, help="the sets' frame rate (default: their set.json's, which must agree)")
     graph.add_argument("--steps", type=int, default=600)
     graph.add_argument("--window", type=int, default=128, help="frames per training window")
     graph.add_argument("--batch-size", type=int, default=16)

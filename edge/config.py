@@ -106,7 +106,8 @@ class PipelineConfig:
     spot_threshold: Optional[float] = None  # a fixed score threshold for the detector instead of baseline + k * MAD
     # Event kinds: an interval of at most micro_max_ms is a micro-expression (MEGC: 500 ms), a
     # longer one up to macro_max_ms a macro-expression (the long-video sets' go to about 4 s);
-    # longer ones are dropped. macro_max_ms <= micro_max_ms reports micro-expressions only.
+    # longer ones are dropped. macro_max_ms <= micro_max_ms reports micro-expressions only; a
+    # shortest event (min_event_ms) above micro_max_ms, macro-expressions only.
     micro_max_ms: float = 500.0
     macro_max_ms: float = 4000.0
     # The shortest event reported: the config's, else the learned spotter model's (spot_min_ms,
@@ -144,9 +145,8 @@ class PipelineConfig:
         self.face_point()  # validates
         if self.min_event_ms is not None and not 0 < self.min_event_ms:
             raise ValueError(f"PipelineConfig: min_event_ms must be positive, got {self.min_event_ms!r}")
-        if not (self.min_event_ms or 40.0) <= self.micro_max_ms:
-            raise ValueError(f"PipelineConfig: micro_max_ms ({self.micro_max_ms!r}) must be at least the shortest "
-                             f"event ({self.min_event_ms or 40.0})")
+        if not 0 < self.micro_max_ms:
+            raise ValueError(f"PipelineConfig: micro_max_ms must be positive, got {self.micro_max_ms!r}")
         if not 0.0 <= self.detect_score <= 1.0:
             raise ValueError(f"PipelineConfig: detect_score must be within 0..1, got {self.detect_score!r}")
         if self.crop_size < 28:

@@ -109,6 +109,13 @@ class Pipeline:
         emotion = self.emotion_model
         self.emotion_names: Tuple[str, ...] = () if emotion is None else \
             ((("none",) if self.gate is not None else ()) + tuple(emotion.labels))
+        # The AU and emotion models read a 28x28 map; a model made for other input is named here,
+        # not met as a shape error on the first frame.
+        for role, m, readable in (("AU", self.au_model, ("hsv28", "uvs28", "uvs28-regions")),
+                                  ("emotion", emotion, ("hsv28", "uvs28", "uvs28-regions"))):
+            if m is not None and m.spec.input_encoding not in readable:
+                raise ValueError(f"{m.path}: its input is '{m.spec.input_encoding}' (task {m.task!r}); the {role} "
+                                 f"model must read a 28x28 map ({', '.join(readable)})")
         spotter = self.spotter_model
         if spotter is not None and (spotter.task != "spotting" or not spotter.spec.state_size
                                     or "none" not in spotter.labels):
@@ -585,8 +592,7 @@ class Pipeline:
         """A face's event detector, at the stream's frame rate."""
         c = self.config
         return IntervalSpotter(c.fps, k=c.spot_k, threshold=self.spot_threshold, min_ms=self.min_event_ms,
-                               micro_max_ms=max(c.micro_max_ms, self.min_event_ms),
-                               max_ms=max(c.macro_max_ms, c.micro_max_ms))
+                               micro_max_ms=c.micro_max_ms, max_ms=max(c.macro_max_ms, c.micro_max_ms))
 
     def reset_track(self):
         """Drop the tracked faces (kept for re-identification): the next frame looks again."""

@@ -107,12 +107,12 @@ class IntervalSpotter:
     def __init__(self, fps: float, k: float = 6.0, min_ms: float = 40.0, max_ms: float = MACRO_MAX_MS,
                  baseline_frames: int = 200, floor: float = 0.05, threshold: Optional[float] = None,
                  micro_max_ms: float = MICRO_MAX_MS):
-        if not 0 < min_ms <= micro_max_ms:
-            raise ValueError(f"IntervalSpotter: need 0 < min_ms <= micro_max_ms, got {min_ms} and {micro_max_ms}")
+        if not 0 < min_ms:
+            raise ValueError(f"IntervalSpotter: min_ms must be positive, got {min_ms}")
         self.fps, self.k, self.floor = fps, k, floor
         self.fixed = None if threshold is None else float(threshold)
         self.min_frames = interval_frames(min_ms, fps)
-        self.micro_frames = max(self.min_frames, interval_frames(micro_max_ms, fps))
+        self.micro_frames = interval_frames(micro_max_ms, fps)  # below min_frames: macro-expressions only
         self.max_frames = max(self.min_frames, interval_frames(max_ms, fps))
         self._calm = RunningBaseline(baseline_frames)
         self.open: Optional[dict] = None

@@ -6,6 +6,7 @@ development set; the checkpoint and its model card (`microexp train graph-spotte
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +21,8 @@ IGNORE = -1  # no face on the frame: the runtime takes no spotter step there
 THRESHOLDS = tuple(round(0.1 + 0.05 * i, 2) for i in range(18))  # 0.10 .. 0.95
 DEFAULT_GRAPH = Path(__file__).parent / "au_graph_samm.json"
 LICENCE = ("trained only on generated clips (faces rendered from photos; no micro-expression data set, the "
-           "photos' own terms apply); its fixed graph weights are aggregate AU co-occurrence counts of SAMM's "
-           "published annotations (a research data set)")
+           "photos' own terms apply); its fixed graph weights are aggregate AU co-occurrence counts of {source}")
+SAMM_SOURCE = "SAMM's published annotations (a research data set)"
 # Mirror image: left and right regions swap (edge/face_regions.py order), u and angles reflect.
 MIRROR = (4, 3, 2, 1, 0, 6, 5, 8, 7, 10, 9, 11)
 
@@ -180,7 +181,7 @@ class GraphSpotterSettings:
     dev: Optional[str] = None  # a further generated set that chooses the detector threshold
     graph: Optional[str] = None  # edge weights JSON (training/au_graph.py); default: SAMM's
     flow: str = "farneback"
-    fps: float = 30.0
+    fps: Optional[float] = None  # the sets' frame rate; default: their set.json's
     steps: int = 600
     window: int = 128
     batch_size: int = 16
@@ -190,6 +191,13 @@ class GraphSpotterSettings:
     seed: int = 0
 
 
+def licence(graph: Dict[str, object]) -> str:
+    """The weights' terms: the generated clips', and those of the sheet the graph was counted from."""
+    source = SAMM_SOURCE if graph.get("source") == "samm.csv" and graph.get("events") == 159 else \
+        f"the annotation sheet {graph.get('source')} ({graph.get('events')} events), whose terms apply"
+    return LICENCE.format(source=source)
+
+
 def model_card(command: str, data: str, graph: Dict[str, object], threshold, dev, settings) -> str:
     lines = ["# Model card: graph spotter (AU-aware region graph, causal temporal convolution)", "",
              f"- Produced by: `{command}`",
@@ -197,7 +205,7 @@ def model_card(command: str, data: str, graph: Dict[str, object], threshold, dev
              "(training/graph_spotter.py), labels none / macro / micro from each set's samm.csv",
              f"- Graph: edge weights from AU co-occurrence in {graph['source']} ({graph['events']} events), "
              "training/au_graph.py",
-             f"- Licence note: {LICENCE}",
+             f"- Licence note: {licence(graph)}",
              "- Input per step: (12, 4) region flow (mean u, mean v, main-direction magnitude and angle; "
              "px on a 224 px crop); state: the 62 frames before",
              f"- Frame rate trained at: {settings.fps} fps (its 63-frame view spans {RECEPTIVE / settings.fps:.2f} s)",
@@ -213,6 +221,21 @@ def model_card(command: str, data: str, graph: Dict[str, object], threshold, dev
     return "\n".join(lines) + "\n"
 
 
+def set_rate(roots: Sequence[str]) -> float:
+    """The frame rate the generated sets share (their set.json); ValueError when they differ or
+    one does not say (then --fps names it)."""
+    rates = {}
+    for root in roots:
+        meta = Path(root) / "set.json"
+        if not meta.is_file():
+            raise ValueError(f"{root}: no set.json to read its frame rate from; pass --fps")
+        rates[str(root)] = float(json.loads(meta.read_text())["fps"])
+    if len(set(rates.values())) != 1:
+        raise ValueError(f"the sets have different frame rates {rates}; the spotter learns one rate: "
+                         "generate them alike, or pass --fps to read them all at one rate")
+    return next(iter(rates.values()))
+
+
 def train(settings: GraphSpotterSettings, command: str, progress: bool = False) -> Dict[str, object]:
     """Encode the sets, train, choose the threshold on the development set, save the checkpoint and
     its card. Returns the summary the CLI prints."""
@@ -221,6 +244,10 @@ def train(settings: GraphSpotterSettings, command: str, progress: bool = False) 
 
     from . import au_graph
     s = settings
+    for root in list(s.data) + ([s.dev] if s.dev else []):  # named before minutes of encoding
+        if not (Path(root) / "samm.csv").is_file():
+            raise FileNotFoundError(f"{root}: no samm.csv; expected a set written by `microexp synth --mixed`")
+    s = dataclasses.replace(s, fps=s.fps or set_rate(list(s.data) + ([s.dev] if s.dev else [])))
     graph_path = Path(s.graph) if s.graph else DEFAULT_GRAPH
     weights = au_graph.load(graph_path)
     graph = json.loads(graph_path.read_text())
@@ -243,7 +270,7 @@ def train(settings: GraphSpotterSettings, command: str, progress: bool = False) 
             "input_channels": ["mean_u", "mean_v", "main_magnitude", "main_angle"], "input_scale": 1.0,
             "flow": token, "flow_method": "runtime region_flow of reference->current flow, " + describe(s.flow),
             "output_kind": "logits", "state": {"size": model.state_size}, "spot_threshold": threshold,
-            "spot_min_ms": min_ms, "licence": LICENCE, "frame_rate": s.fps,
+            "spot_min_ms": min_ms, "licence": licence(graph), "frame_rate": s.fps,
             "graph": {"source": graph["source"], "events": graph["events"]},
             "provenance": f"runtime region features of generated clips: {data}",
             "spec": {"steps": s.steps, "window": s.window, "batch_size": s.batch_size, "lr": s.lr,

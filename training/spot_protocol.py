@@ -14,37 +14,48 @@ from .datasets.long_videos import LongVideo
 from .metrics import spotting_by_kind
 
 
-def video_events(video: LongVideo, flow: str, reference: str, **config) -> List[tuple]:
-    """(onset, offset, kind) of every event the runtime reports on a video (0-based frames)."""
+def video_events(video: LongVideo, flow: str, reference: str, **config) -> Dict[str, object]:
+    """What the runtime reports on a video: {'events': [(onset, offset, kind)] of every face
+    (0-based frames; the sets have one person per video, and a second face's events count as
+    predictions too), 'faces': face ids handed out, 'notes': the run's notes (a model trained at
+    another frame rate or flow), 'min_event_ms': the shortest event the detector took}."""
     from microexp.edge.pipeline import Pipeline, PipelineConfig
     settings = PipelineConfig(flow=flow, reference=reference, emotion_model=None, fps=video.fps, **config)
     with Pipeline(settings) as pipe:
-        return [(r.event.onset_frame, r.event.offset_frame, r.event.kind)
-                for r in pipe.stream(video.source, fps=video.fps) if r.event is not None]
+        events = [(r.event.onset_frame, r.event.offset_frame, r.event.kind)
+                  for _, results in pipe.stream_faces(video.source, fps=video.fps) for r in results
+                  if r.event is not None]
+        return {"events": sorted(events), "faces": pipe.faces_started, "notes": pipe.flow_mismatches(),
+                "min_event_ms": pipe.min_event_ms}
 
 
 def spotting_report(videos: Sequence[LongVideo], flow: str = "farneback", reference: str = "fixed",
                     **config) -> Dict[str, object]:
-    """Pooled scores over all intervals at the top level, `by_kind` micro and macro, and
-    `videos`: each video's truth, predictions and counts by kind."""
+    """Pooled scores over all intervals at the top level, `by_kind` micro and macro, the run's
+    notes, and `videos`: each video's frame rate, faces, truth, predictions and counts by kind."""
     if not videos:
         raise ValueError("spotting: no videos to evaluate")
-    truth, predicted, per_video = [], [], {}
+    truth, predicted, per_video, notes, shortest = [], [], {}, [], set()
     for video in videos:
-        found = video_events(video, flow, reference, **config)
+        run = video_events(video, flow, reference, **config)
+        found = run["events"]
+        notes += [n for n in run["notes"] if n not in notes]
+        shortest.add(run["min_event_ms"])
         gt = sorted((e.onset, e.offset, e.kind) for e in video.events)
         truth.append(gt)
         predicted.append(found)
         counts = spotting_by_kind([gt], [found])
         per_video[f"{video.subject}/{video.name}"] = {
-            "truth": gt, "predicted": found,
+            "fps": video.fps, "faces": run["faces"], "truth": gt, "predicted": found,
             **{k: {n: counts[k][n] for n in ("tp", "n_true", "n_pred")} for k in ("micro", "macro")}}
     scores = spotting_by_kind(truth, predicted, 0.5)
     if config.get("spot_score") == "learned" and "spotter_model" not in config:
         from microexp.edge.config import DEFAULT_SPOTTER
         config = dict(config, spotter_model=str(DEFAULT_SPOTTER))
+    config = dict(config, min_event_ms=sorted(shortest)[0] if len(shortest) == 1 else sorted(shortest))
     return {"flow": flow, "reference": reference, "config": config, "iou": 0.5, "videos_evaluated": len(videos),
-            **scores["all"], "by_kind": {k: scores[k] for k in ("micro", "macro")}, "videos": per_video}
+            "fps": sorted({v.fps for v in videos}), **scores["all"], "by_kind": {k: scores[k] for k in ("micro", "macro")},
+            "notes": notes, "videos": per_video}
 
 
 def read_sheet(root: Path, kinds: bool = False) -> Dict[tuple, List[tuple]]:

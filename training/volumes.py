@@ -79,10 +79,16 @@ def clip_volume(images: Sequence[np.ndarray], frames: int = FRAMES, size: int = 
 def clip_refs(root, layout: str, sheet=None) -> List[ClipRef]:
     """The labelled clips of a set (see the module docstring), onset..offset frames each."""
     root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder")
     if layout == "samm":
         from .datasets.samm import read_samm_csv, samm_clip_frames, samm_frame_path
         refs = []
-        for c in read_samm_csv(Path(sheet) if sheet else root / "samm.csv"):
+        sheet = Path(sheet) if sheet else root / "samm.csv"
+        if not sheet.is_file():
+            raise FileNotFoundError(f"{root}: no {sheet.name} (the SAMM layout's sheet, ';'-separated); name it with "
+                                    "--sheet, or choose another --layout")
+        for c in read_samm_csv(sheet):
             on_disk = set(samm_clip_frames(root, c.subject, c.clip))
             frames = [f for f in range(c.onset, c.offset + 1) if f in on_disk]
             refs.append(ClipRef(c.subject, c.clip, [samm_frame_path(root, c.subject, c.clip, f) for f in frames],
@@ -103,6 +109,8 @@ def clip_refs(root, layout: str, sheet=None) -> List[ClipRef]:
                 for c in scan_smic(root)]
     else:
         raise ValueError(f"layout must be 'samm', 'casme2' or 'smic', got {layout!r}")
+    if not refs:
+        raise ValueError(f"{root}: no clip found in the {layout} layout" + (f" with the sheet {sheet}" if sheet else ""))
     for r in refs:
         if not r.paths:
             warnings.warn(f"{r.subject}/{r.name}: none of its onset..offset frames is on disk; left out", stacklevel=2)
@@ -118,6 +126,10 @@ def build_volumes(roots: Sequence[str], layout: str, sheet=None, frames: int = F
     volumes, labels, subjects, names = [], [], [], []
     left_out = {"no_class": 0, "no_face": 0}
     for root in roots:
+        # Several sets: their subjects are told apart by the set's folder (two sets' '001' are
+        # not one person, and one person must not be split across folds by another id either:
+        # give each person one set).
+        prefix = f"{Path(root).name}/" if len(roots) > 1 else ""
         for ref in clip_refs(root, layout, sheet):
             if ref.label is None:
                 left_out["no_class"] += 1
@@ -135,8 +147,8 @@ def build_volumes(roots: Sequence[str], layout: str, sheet=None, frames: int = F
                 left_out["no_face"] += 1
                 continue
             labels.append(ref.label)
-            subjects.append(ref.subject)
-            names.append(f"{ref.subject}/{ref.name}")
+            subjects.append(prefix + ref.subject)
+            names.append(f"{prefix}{ref.subject}/{ref.name}")
             if progress:
                 print(f"stacked {names[-1]}: {len(ref.paths)} frames -> {frames}", flush=True)
     if not volumes:

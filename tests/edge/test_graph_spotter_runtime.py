@@ -82,5 +82,17 @@ def test_the_micro_macro_boundary_is_a_setting(mixed_clip, tmp_path, capsys):
                  "--emotion-model", "none", "--macro-max-ms", "0"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["events_by_kind"]["macro"] == 0
-    with pytest.raises(ValueError, match="micro_max_ms"):
-        PipelineConfig(micro_max_ms=100, min_event_ms=200)
+    # A shortest event above the boundary: macro-expressions only.
+    out = tmp_path / "macro_only"
+    assert main(["run", str(mixed_clip), "--fps", "30", "--spotter", "graph", "--out", str(out), "--no-timeline",
+                 "--emotion-model", "none", "--min-event-ms", "600"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["events_by_kind"]["micro"] == 0
+    with pytest.raises(ValueError, match="micro_max_ms must be positive"):
+        PipelineConfig(micro_max_ms=0)
+
+
+def test_a_model_for_other_input_is_refused_in_the_au_or_emotion_role(tmp_path):
+    for role in ("au_model", "emotion_model"):
+        with pytest.raises(ValueError, match="graph_spotter.onnx: its input is 'region-flow'"):
+            Pipeline(PipelineConfig(**{"au_model": None, "emotion_model": None, role: str(DEFAULT_GRAPH_SPOTTER)}))

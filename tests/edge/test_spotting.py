@@ -73,8 +73,10 @@ def test_events_up_to_the_boundary_are_micro_longer_ones_macro():
         trace[50:50 + length] = 1.0
         return [(e.offset_frame - e.onset_frame + 1, e.kind) for e in _run(trace, threshold=0.5)]
     assert block(50) == [(50, "micro")] and block(51) == [(51, "macro")]
-    with pytest.raises(ValueError, match="min_ms <= micro_max_ms"):
-        IntervalSpotter(100.0, min_ms=40, micro_max_ms=20)
+    # A shortest event above the boundary: macro-expressions only.
+    assert [e.kind for e in _run(_trace(150, 20), min_ms=100, micro_max_ms=50)] == ["macro"]
+    with pytest.raises(ValueError, match="min_ms must be positive"):
+        IntervalSpotter(100.0, min_ms=0)
 
 
 def test_a_fixed_threshold_replaces_the_baseline_for_probability_scores():

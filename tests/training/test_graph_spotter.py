@@ -127,3 +127,20 @@ def test_training_learns_a_planted_event_and_exports_a_streaming_model(tmp_path)
 def au_graph_path():
     from microexp.training.graph_spotter import DEFAULT_GRAPH
     return DEFAULT_GRAPH
+
+
+def test_the_trainer_reads_the_sets_frame_rate_and_checks_them_first(tmp_path):
+    from microexp.training.graph_spotter import GraphSpotterSettings, set_rate, train
+    for name, fps in (("a", 30), ("b", 30), ("c", 50)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "set.json").write_text(json.dumps({"fps": fps}))
+    assert set_rate([tmp_path / "a", tmp_path / "b"]) == 30.0
+    with pytest.raises(ValueError, match="different frame rates"):
+        set_rate([tmp_path / "a", tmp_path / "c"])
+    with pytest.raises(ValueError, match="no set.json to read its frame rate from; pass --fps"):
+        set_rate([tmp_path])
+    # A development set that is not one is named before any clip is encoded.
+    (tmp_path / "a" / "samm.csv").write_text("Subject;Filename\n")
+    with pytest.raises(FileNotFoundError, match="absent: no samm.csv"):
+        train(GraphSpotterSettings(data=[str(tmp_path / "a")], out=str(tmp_path / "x.pt"), dev=str(tmp_path / "absent")),
+              "test")

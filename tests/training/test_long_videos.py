@@ -166,3 +166,15 @@ def test_casme_sq_raw_videos_are_read_as_videos(mixed_set, tmp_path):
     assert [(e.onset, e.offset, e.kind) for e in video.events] == [(9, 19, "micro")]
     with FrameSource(video.source, fps=video.fps) as src:
         assert sum(1 for _ in src) == 45
+
+
+def test_a_workbook_none_of_whose_rows_can_be_used_is_an_error(mixed_set, tmp_path):
+    root = casme_sq_layout(mixed_set, tmp_path)
+    # The participants sheet with its columns swapped: no row finds its subject.
+    _book(root / "CAS(ME)^2code_final(Updated).xlsx",
+          [("Sheet1", [[1, "anger1_1", 10, 15, 20, "12", "happy", "micro-expression", "happy"]]),
+           ("naming rule1", [["x", 1, "s15"]]), ("naming rule2", [["0401", "anger1"]])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="none of its 1 annotation rows could be used"):
+            read_casme_sq(root)

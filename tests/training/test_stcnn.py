@@ -163,3 +163,17 @@ def test_the_same_clips_in_casme2_and_smic_layouts_give_the_same_stacks(two_subj
             assert label == samm["labels"][i] and np.array_equal(volume, samm["volumes"][i])
     with pytest.raises(ValueError, match="casme2: name the coding sheet"):
         build_volumes([tmp_path / "casme2"], "casme2")
+
+
+def test_subjects_of_several_sets_stay_apart_and_bad_inputs_are_named(two_subjects, tmp_path):
+    from microexp.training.volumes import build_volumes, clip_refs
+    data = build_volumes([two_subjects, two_subjects], "samm")
+    name = two_subjects.name
+    assert set(data["subjects"].tolist()) == {f"{name}/001", f"{name}/002"}  # one folder twice: still its own ids
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no samm.csv .* name it with --sheet, or choose another --layout"):
+        clip_refs(tmp_path / "empty", "samm")
+    with pytest.raises(ValueError, match="no clip found in the smic layout"):
+        clip_refs(two_subjects, "smic")
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        clip_refs(tmp_path / "absent", "samm")

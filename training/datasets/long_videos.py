@@ -6,19 +6,20 @@ CAS(ME)^2 (30 fps), as distributed:
       sheet 1, no header: participant number, "<video name>_<expression number>" (e.g.
         'anger1_1'), onset, apex, offset, AUs, estimated emotion, expression type
         ('macro-expression' / 'micro-expression'), self-reported emotion
-      sheet 2, no header: which subject folder a participant number is (column 2 the number,
-        column 1 the subject, e.g. 's15' or 15)
-      sheet 3, no header: video code (column 1, e.g. '0401') and video name (column 2, 'anger1')
+      sheet 2, no header: which subject folder a participant number is (columns counted from 1:
+        column 2 the subject, e.g. 's15' or 15; column 3 the participant number)
+      sheet 3, no header: column 1 the video code (e.g. '0401'), column 2 the video name ('anger1')
     ROOT/rawvideo/s15/15_0401girlcrashing.avi   the raw long videos, or frame folders
     ROOT/rawpic/s15/15_0401girlcrashing/img1.jpg
-  Quirks: an offset of 0 means the coders gave none; the apex is taken as the offset (reported).
+  Quirks: an offset of 0 (or an empty cell) means the coders gave none; the apex is taken as the
+  offset (reported).
 
 SAMM Long Videos (200 fps):
     ROOT/SAMM_LongVideos_V3_Release.xlsx   (or any *.xlsx): text rows, then a header row with
       Subject, Filename ('006_1_3': video 006_1, expression 3), Inducement Code, Onset, Apex,
       Offset, Duration, Type ('Micro - 1/2' / 'Macro'), Action Units, Notes
     ROOT/006_1/006_1_0001.jpg   one frame folder per video (also one level deeper)
-  Quirks: offsets of 0 or -1 (none given) take the apex (reported).
+  Quirks: offsets of 0 or -1 or an empty cell (none given) take the apex (reported).
 
 Frame numbers in both sheets are 1-based positions in the video; events here are 0-based.
 Rows that cannot be used (unreadable numbers, a participant or video the sheets do not map, a
@@ -81,6 +82,8 @@ def _int(value) -> int:
 
 
 def _event(onset, apex, offset, kind: str, aus, emotion, where: str, sheet: Path) -> Optional[SpotEvent]:
+    if offset is None or not str(offset).strip():
+        offset = 0  # an empty cell: none given, as 0 and -1 say
     try:
         onset, apex, offset = _int(onset), _int(apex), _int(offset)
     except (TypeError, ValueError):
@@ -91,14 +94,22 @@ def _event(onset, apex, offset, kind: str, aus, emotion, where: str, sheet: Path
         warnings.warn(f"{sheet.name} ({where}): no offset given ({offset}); the apex {apex} is taken as the offset",
                       stacklevel=3)
         offset = apex
-    if not onset <= apex <= offset:
-        warnings.warn(f"{sheet.name} ({where}): apex {apex} outside [{onset}, {offset}]; kept as annotated",
-                      stacklevel=3)
     if offset < onset:
         warnings.warn(f"{sheet.name} ({where}): offset {offset} before onset {onset}; left out", stacklevel=3)
         return None
+    if not onset <= apex <= offset:
+        warnings.warn(f"{sheet.name} ({where}): apex {apex} outside [{onset}, {offset}]; kept as annotated",
+                      stacklevel=3)
     return SpotEvent(onset - 1, apex - 1, offset - 1, kind, parse_action_units("" if aus is None else str(aus)),
                      "" if emotion is None else str(emotion).strip())
+
+
+def _some_used(videos: Dict, rows: List[list], sheet: Path) -> None:
+    """A workbook with annotation rows of which none could be used is an error, not an empty set
+    (every prediction would count as a false positive)."""
+    if any(rows) and not any(v.events for v in videos.values()):
+        raise ValueError(f"{sheet}: none of its {sum(1 for r in rows if r)} annotation rows could be used "
+                         "(the warnings above say why each was left out); is it this set's workbook, in its layout?")
 
 
 def _find_sheet(root: Path, pattern: str) -> Path:
@@ -169,6 +180,7 @@ def read_casme_sq(root, sheet: Union[str, Path, None] = None) -> List[LongVideo]
     for subject, code in sorted(missing):
         warnings.warn(f"{root}: no video for {subject} code {code} (rawvideo/{subject}/{subject[1:]}_{code}*.avi or "
                       f"rawpic/{subject}/{subject[1:]}_{code}*/); its events are left out", stacklevel=2)
+    _some_used(videos, codes, sheet)
     # Videos without an annotated expression count too: whatever is spotted there is a false positive.
     for folder in ("rawvideo", "rawpic"):
         for path in sorted((root / folder).glob("s*/*_*")):
@@ -235,6 +247,7 @@ def read_samm_lv(root, sheet: Union[str, Path, None] = None) -> List[LongVideo]:
         videos[name].events.append(event)
     for name in sorted(missing):
         warnings.warn(f"{root}: no frame folder {name}/; its events are left out", stacklevel=2)
+    _some_used(videos, rows[start + 1:], sheet)
     for name, path in folders.items():  # videos without an annotated expression count too
         if name not in videos and re.fullmatch(r"\d{3}_\d+", name):
             videos[name] = LongVideo(name.split("_")[0], name, path, FPS["samm-lv"])
