@@ -178,3 +178,17 @@ def test_a_workbook_none_of_whose_rows_can_be_used_is_an_error(mixed_set, tmp_pa
         warnings.simplefilter("ignore")
         with pytest.raises(ValueError, match="none of its 1 annotation rows could be used"):
             read_casme_sq(root)
+
+
+def test_spot_eval_reports_the_rate_notes_and_faces(mixed_set, capsys):
+    """The graph spotter (30 fps) on the 30 fps clip read at 200 fps: the report and stderr carry
+    the frame-rate note, the rate, the detector's effective shortest event and each video's faces."""
+    from microexp.cli import main
+    assert main(["spot-eval", str(mixed_set), "--spotter", "graph", "--fps", "200", "--per-video"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["fps"] == [200.0] and report["config"]["min_event_ms"] == 200.0
+    assert any("trained on clips at 30 fps and this stream runs at 200 fps" in n for n in report["notes"])
+    assert "microexp spot-eval: note: the spotter model (graph_spotter.onnx)" in captured.err
+    (video,) = report["videos"].values()
+    assert video["faces"] == 1 and video["fps"] == 200.0
