@@ -258,11 +258,13 @@ def test_learned_spotter_errors_are_named(tmp_path):
 
 def test_cli_learned_spotter_writes_its_columns_and_drives_events(clip, tmp_path, capsys, recwarn):
     # --spot-score learned alone loads the shipped spotter, whose inputs were made with the
-    # runtime's own reference flow: no flow-mismatch warning.
+    # runtime's own reference flow: no flow-mismatch note. It was trained on 200 fps clips, so
+    # this 100 fps stream gets the frame-rate note, and only that.
     args = ["run", str(clip), "--out", str(tmp_path), "--fps", "100", "--max-frames", "20",
             "--emotion-model", "none", "--spot-score", "learned", "--no-timeline"]
     assert main(args) == 0
-    assert not json.loads((tmp_path / "model_info.json").read_text())["notes"]
+    (note,) = json.loads((tmp_path / "model_info.json").read_text())["notes"]
+    assert note.startswith("the spotter model (spotter.onnx) was trained on clips at 200 fps and this stream runs at 100 fps")
     with open(tmp_path / "frames.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 20
