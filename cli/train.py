@@ -96,15 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     spot.add_argument("--init", help="warm start from a streaming CNN-LSTM checkpoint")
     spot.add_argument("--flow", default="farneback", help="the runtime flow mode the maps are encoded with")
     spot.add_argument("--fps", type=float, default=200.0)
-    spot.add_argument("--steps", type=int, default=300)
-    spot.add_argument("--window", type=int, default=150, help="frames per training window")
-    spot.add_argument("--batch-size", type=int, default=12)
-    spot.add_argument("--lr", type=float, default=1e-3)
-    spot.add_argument("--balance", type=float, default=0.5,
-                      help="class weights = inverse frequency to this power (1 fully balanced)")
-    spot.add_argument("--no-flip", action="store_true", help="no mirror augmentation")
-    spot.add_argument("--seed", type=int, default=0)
-    spot.add_argument("--json", action="store_true")
+    add_window_training(spot, steps=300, window=150, batch_size=12, lr=1e-3)
     graph = sub.add_parser("graph-spotter", help="the AU-aware graph spotter (none / macro / micro per frame) "
                                                  "on region features the runtime computes from generated clips")
     graph.add_argument("--data", nargs="+", required=True, help="sets written by `microexp synth --mixed` (training)")
@@ -114,15 +106,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                        "shipped one from SAMM's AU annotations)")
     graph.add_argument("--flow", default="farneback", help="the runtime flow mode the features are computed with")
     graph.add_argument("--fps", type=float, help="the sets' frame rate (default: their set.json's, which must agree)")
-    graph.add_argument("--steps", type=int, default=600)
-    graph.add_argument("--window", type=int, default=128, help="frames per training window")
-    graph.add_argument("--batch-size", type=int, default=16)
-    graph.add_argument("--lr", type=float, default=2e-3)
-    graph.add_argument("--balance", type=float, default=0.5,
-                       help="class weights = inverse frequency to this power (1 fully balanced)")
-    graph.add_argument("--no-flip", action="store_true", help="no mirror augmentation")
-    graph.add_argument("--seed", type=int, default=0)
-    graph.add_argument("--json", action="store_true")
+    add_window_training(graph, steps=600, window=128, batch_size=16, lr=2e-3)
     st = sub.add_parser("stcnn", help="MicroExpSTCNN, the 3D-CNN on stacks of aligned grey frames (LOSO by default)")
     st.add_argument("--data", nargs="+", required=True,
                     help="frame folders: SAMM layout with samm.csv (also sets from `microexp synth`), CASME II, SMIC")
@@ -145,6 +129,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     maps.add_argument("--data", nargs="+", required=True, help="sets written by `microexp synth`")
     maps.add_argument("--out", required=True, help=".npz file")
     maps.add_argument("--fps", type=float, default=200.0)
+
+
+def add_window_training(p, *, steps: int, window: int, batch_size: int, lr: float) -> None:
+    """The options of a spotter trained on random windows of generated clips (the learned and the
+    graph spotter share them; their defaults differ)."""
+    p.add_argument("--steps", type=int, default=steps)
+    p.add_argument("--window", type=int, default=window, help="frames per training window")
+    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--lr", type=float, default=lr)
+    p.add_argument("--balance", type=float, default=0.5,
+                   help="class weights = inverse frequency to this power (1 fully balanced)")
+    p.add_argument("--no-flip", action="store_true", help="no mirror augmentation")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
 
 
 def parse_points(text):

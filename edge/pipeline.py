@@ -514,7 +514,7 @@ class Pipeline:
             t3 = t_regions if self._spot_regions else time.perf_counter()
             self._hold_spot_state(track)
             if self._spot_regions:
-                self._spot.input[0] = regions  # already there unless another face's swapped in
+                pass  # region_flow wrote the features into the model's input above
             elif uvs is not None:
                 self._spot.input[0] = uvs
             else:

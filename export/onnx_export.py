@@ -5,7 +5,8 @@ the batch dynamic or fixed; an HTNet is exported in its channel-last form (htnet
 and parity is checked against the module as trained. The CNN-LSTM exports as one streaming step:
 `input` (N, 3, 28, 28), `h` (N, H), `c` (N, H) -> `logits` (N, K), `h_out`, `c_out`; the graph
 spotter as its step: `input` (N, 12, 4) region features, `state` (N, S) -> `logits`, `state_out`;
-MicroExpSTCNN as `input` (N, 1, T, S, S) grey frames -> `logits` (N, K).
+MicroExpSTCNN as `input` (N, 1, T, S, S) grey frames -> `logits` (N, K) (parity on random stacks and
+realistic ones, edge.sample_inputs).
 """
 from __future__ import annotations
 
@@ -134,9 +135,9 @@ def parity(model, kind: str, onnx_path: str, meta, batch: int, samples: int) -> 
     rng = np.random.default_rng(0)
     if kind == "graph":
         return graph_parity(model, session, batch, samples, rng)
-    if kind == "volume":
-        return volume_parity(model, session, batch, samples, rng, scale)
-    sets = {"random": rng.uniform(0, 255, (samples, 3, 28, 28)).astype(np.float32),
+    shape = (samples, 1, model.config["frames"], model.config["size"], model.config["size"]) if kind == "volume" \
+        else (samples, 3, 28, 28)
+    sets = {"random": rng.uniform(0, 255, shape).astype(np.float32),
             "realistic": realistic_inputs(meta["input_encoding"], samples)}
     result = {}
     for name, maps in sets.items():
@@ -187,24 +188,3 @@ def graph_parity(model, session, batch: int, samples: int, rng) -> Dict[str, flo
         result[name] = worst
     return result
 
-
-def volume_parity(model, session, batch: int, samples: int, rng, scale: float) -> Dict[str, float]:
-    """MicroExpSTCNN, ONNX Runtime against PyTorch: random grey stacks, and a still face that
-    starts to move (a smooth grey pattern shifting over the stack)."""
-    import torch
-    c = model.config
-    shape = (samples, 1, c["frames"], c["size"], c["size"])
-    yy, xx = np.mgrid[0:c["size"], 0:c["size"]]
-    moving = np.stack([128 + 60 * np.sin((xx + 0.3 * t) / 6.0) * np.cos(yy / 9.0) for t in range(c["frames"])])
-    sets = {"random": rng.uniform(0, 255, shape).astype(np.float32),
-            "realistic": np.broadcast_to(moving[None, None], shape).astype(np.float32)}
-    result = {}
-    for name, stacks in sets.items():
-        worst = 0.0
-        for i in range(0, samples - batch + 1, batch):
-            x = stacks[i:i + batch] * scale
-            with torch.no_grad():
-                ref = model(torch.from_numpy(x)).numpy()
-            worst = max(worst, float(np.abs(ref - session.run(None, {"input": x})[0]).max()))
-        result[name] = worst
-    return result

@@ -81,27 +81,27 @@ def clip_refs(root, layout: str, sheet=None) -> List[ClipRef]:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder")
-    if layout == "samm":
-        from .datasets.samm import read_samm_csv, samm_clip_frames, samm_frame_path
-        refs = []
-        sheet = Path(sheet) if sheet else root / "samm.csv"
+    if layout in ("samm", "casme2"):
+        if layout == "samm":
+            from .datasets.samm import read_samm_csv as read
+            from .datasets.samm import samm_clip_frames as on_disk
+            from .datasets.samm import samm_frame_path as path
+            sheet = Path(sheet) if sheet else root / "samm.csv"
+        else:
+            from .datasets.casme2 import casme2_clip_frames as on_disk
+            from .datasets.casme2 import casme2_frame_path as path
+            from .datasets.casme2 import read_casme2_sheet as read
+            if sheet is None:
+                raise ValueError("casme2: name the coding sheet (--sheet CASME2-coding.xlsx)")
+            sheet = Path(sheet)
         if not sheet.is_file():
-            raise FileNotFoundError(f"{root}: no {sheet.name} (the SAMM layout's sheet, ';'-separated); name it with "
+            raise FileNotFoundError(f"{root}: no {sheet.name} ({sheet}, the {layout} layout's sheet); name it with "
                                     "--sheet, or choose another --layout")
-        for c in read_samm_csv(sheet):
-            on_disk = set(samm_clip_frames(root, c.subject, c.clip))
-            frames = [f for f in range(c.onset, c.offset + 1) if f in on_disk]
-            refs.append(ClipRef(c.subject, c.clip, [samm_frame_path(root, c.subject, c.clip, f) for f in frames],
-                                label_of(c.emotion)))
-    elif layout == "casme2":
-        from .datasets.casme2 import casme2_clip_frames, casme2_frame_path, read_casme2_sheet
-        if sheet is None:
-            raise ValueError("casme2: name the coding sheet (--sheet CASME2-coding.xlsx)")
         refs = []
-        for c in read_casme2_sheet(sheet):
-            on_disk = set(casme2_clip_frames(root, c.subject, c.clip))
-            frames = [f for f in range(c.onset, c.offset + 1) if f in on_disk]
-            refs.append(ClipRef(c.subject, c.clip, [casme2_frame_path(root, c.subject, c.clip, f) for f in frames],
+        for c in read(sheet):
+            present = set(on_disk(root, c.subject, c.clip))
+            frames = [f for f in range(c.onset, c.offset + 1) if f in present]
+            refs.append(ClipRef(c.subject, c.clip, [path(root, c.subject, c.clip, f) for f in frames],
                                 label_of(c.emotion)))
     elif layout == "smic":
         from .datasets.smic import scan_smic

@@ -59,15 +59,15 @@ class TensorRTModel(Model):
         onnx_path = Path(onnx_path)
         if not onnx_path.is_file():
             raise FileNotFoundError(f"model {onnx_path} does not exist")
+        spec = ModelSpec.from_props(onnx_interface(onnx_path)[0], f"model {onnx_path}")
+        if spec.input_encoding == "region-flow":  # said before TensorRT is even looked for
+            raise ValueError(f"model {onnx_path}: the graph spotter (region-flow input) runs on ONNX Runtime, "
+                             "not as a native TensorRT engine; use --backend onnxruntime (or auto)")
         require_tensorrt()
         try:
             driver = CudaDriver()  # first, so TensorRT finds the primary context current
         except CudaUnavailable as err:
             raise TensorRTUnavailable(str(err)) from err
-        spec = ModelSpec.from_props(onnx_interface(onnx_path)[0], f"model {onnx_path}")
-        if spec.input_encoding == "region-flow":
-            raise ValueError(f"model {onnx_path}: the graph spotter (region-flow input) runs on ONNX Runtime, "
-                             "not as a native TensorRT engine; use --backend onnxruntime (or auto)")
         engine_file = build_engine(onnx_path, precision, cache_dir or default_engine_cache(), batch=batch,
                                    spec=spec)
         return cls(onnx_path, load_engine(engine_file), driver)

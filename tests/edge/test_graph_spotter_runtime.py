@@ -96,3 +96,20 @@ def test_a_model_for_other_input_is_refused_in_the_au_or_emotion_role(tmp_path):
     for role in ("au_model", "emotion_model"):
         with pytest.raises(ValueError, match="graph_spotter.onnx: its input is 'region-flow'"):
             Pipeline(PipelineConfig(**{"au_model": None, "emotion_model": None, role: str(DEFAULT_GRAPH_SPOTTER)}))
+
+
+def test_the_graph_spotter_is_refused_as_a_native_tensorrt_engine():
+    from microexp.edge.backends import open_model
+    with pytest.raises(ValueError, match="graph_spotter.onnx: the graph spotter .* runs on ONNX Runtime"):
+        open_model(DEFAULT_GRAPH_SPOTTER, "tensorrt")
+
+
+@pytest.mark.parametrize("key, value", [("frame_rate", -30.0), ("spot_min_ms", 0.0)])
+def test_spotter_metadata_out_of_range_is_named(key, value):
+    from dataclasses import replace
+
+    from microexp.edge.backends import open_model
+    from microexp.edge.model_spec import ModelSpecError
+    spec = open_model(DEFAULT_GRAPH_SPOTTER, "onnxruntime").spec  # as shipped: valid
+    with pytest.raises(ModelSpecError, match=f"graph: metadata '{key}'"):
+        replace(spec, **{key: value}).validate("graph")

@@ -177,3 +177,5 @@ def test_subjects_of_several_sets_stay_apart_and_bad_inputs_are_named(two_subjec
         clip_refs(two_subjects, "smic")
     with pytest.raises(FileNotFoundError, match="no such folder"):
         clip_refs(tmp_path / "absent", "samm")
+    with pytest.raises(FileNotFoundError, match="no coding.xlsx .* the casme2 layout's sheet"):
+        clip_refs(tmp_path / "empty", "casme2", sheet=tmp_path / "coding.xlsx")
